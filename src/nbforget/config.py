@@ -1,0 +1,280 @@
+"""Run configuration: dataclasses, YAML loading with overrides, validation.
+
+A run is described by ``params/defaults.yaml`` (every field, commented), a profile that holds only
+its differences from the defaults (``params/profiles/*.yaml``), and overrides given on the command
+line or by a notebook. Unknown keys and bad values fail at load time with the field named.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from nbforget import NbforgetError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARAMS_DIR = REPO_ROOT / "params"
+DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"  # "tiny" (built and pretrained here), "e5-small", or a HF checkpoint name/path
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 768
+    vocab_size: int = 8000
+    max_length: int = 64
+    pretrain_epochs: float = 3.0
+    pretrain_batch_size: int = 64
+    pretrain_learning_rate: float = 5e-4
+    pretrain_max_sentences_per_language: int = 3000
+    freeze_embeddings: bool = False
+    prune_vocabulary: bool = True  # e5-small: keep only the pieces the configured data uses
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    lora_learning_rate: float = 5e-6
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    patience: int = 5
+    bf16: str = "auto"  # "auto" (on where the hardware supports it), "on", "off"
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = 128
+    evaluate_dev: bool = False  # also score every language's dev split after each step
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 32
+    alpha: int | None = None  # None: alpha = rank, as in the paper
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+
+@dataclass
+class FreezeSettings:
+    embeddings: bool = True
+    bottom: int = 0  # freeze the bottom k transformer layers
+    top: int = 0  # freeze the top k transformer layers
+    layers: list[int] = field(default_factory=list)  # explicit layer indices
+    after_first: bool = True  # True: train everything on the first language, freeze afterwards
+
+
+@dataclass
+class RegularizationSettings:
+    l2_weight: float = 0.01  # L2-SP strength (sum over parameters of w * ||theta - theta_base||^2)
+    layer_weights: dict[str, float] = field(default_factory=dict)  # "embeddings"/"layer.N"/"head" -> factor
+    ewc_weight: float = 100.0
+    ewc_mode: str = "online"  # "separate" (one Fisher per language) or "online" (decayed running Fisher)
+    ewc_gamma: float = 1.0  # decay of the online Fisher
+    fisher_batches: int = 8
+
+
+@dataclass
+class ReversionSettings:
+    alpha: float = 0.5  # default share moved back toward the base weights
+    layer_alpha: dict[str, float] = field(default_factory=dict)  # "embeddings"/"layer.N" -> alpha
+    when: str = "each"  # "each" language or only at the "end"
+
+
+@dataclass
+class MergeSettings:
+    method: str = "ties"  # "linear", "task_arithmetic", "ties"
+    lam: float = 1.0  # task-arithmetic / TIES scaling of the merged update
+    density: float = 0.5  # TIES: share of each update's entries kept (largest magnitude)
+    experts: str = "language"  # "language" or "family"
+
+
+@dataclass
+class StrategySettings:
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    freeze: FreezeSettings = field(default_factory=FreezeSettings)
+    regularization: RegularizationSettings = field(default_factory=RegularizationSettings)
+    reversion: ReversionSettings = field(default_factory=ReversionSettings)
+    merge: MergeSettings = field(default_factory=MergeSettings)
+
+
+@dataclass
+class RunConfig:
+    profile: str = "default"
+    dataset: str = "sib200"  # "sib200", "xsid", "massive"
+    languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
+    orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
+    seeds: list[int] = field(default_factory=lambda: [0])
+    strategies: list[str] = field(default_factory=lambda: ["multi", "mono", "vanilla", "shared_lora", "nonshared_lora"])
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
+    data_dir: str = "data"
+    runs_dir: str = "runs"
+    vitality_buckets: dict[str, list[int]] = field(
+        default_factory=lambda: {"low": [0, 1, 2], "mid": [3], "high": [4, 5]}
+    )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def data_path(self) -> Path:
+        return self.resolve_path(self.data_dir)
+
+    @property
+    def runs_path(self) -> Path:
+        return self.resolve_path(self.runs_dir)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key] and key not in _FREE_DICTS:
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets"}  # user-keyed maps, replaced whole
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if hint is Any:
+        return value
+    if origin is None and dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise NbforgetError(f"{where}: expected a mapping of fields of {hint.__name__}, got {value!r}")
+        return _build(hint, value, where)
+    if args and type(None) in args:
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(value, inner[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise NbforgetError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise NbforgetError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _check_type(v, args[1], f"{where}.{k}") for k, v in value.items()} if args else value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise NbforgetError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NbforgetError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise NbforgetError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise NbforgetError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict, where: str):
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
+        raise NbforgetError(f"{where}: unknown key {key!r}{hint}")
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise NbforgetError(f"params file {path} does not exist; profiles are in {PARAMS_DIR / 'profiles'}")
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise NbforgetError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def load_config(params_file: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
+    """Defaults, then the params file (a profile), then overrides; validated into a RunConfig."""
+    data = _read_yaml(DEFAULTS_FILE) if DEFAULTS_FILE.exists() else {}
+    where = "params/defaults.yaml"
+    if params_file is not None:
+        path = Path(params_file)
+        if not path.is_absolute() and not path.exists():
+            path = REPO_ROOT / path
+        profile_data = _read_yaml(path)
+        _build(RunConfig, _merge(RunConfig().to_dict(), profile_data), str(path))  # name the file in errors
+        data = _merge(data, profile_data)
+        data.setdefault("profile", path.stem)
+        if "profile" not in profile_data:
+            data["profile"] = path.stem
+        where = str(path)
+    if overrides:
+        _build(RunConfig, _merge(RunConfig().to_dict(), overrides), "overrides")
+        data = _merge(data, overrides)
+        where = f"{where} + overrides"
+    config = _build(RunConfig, _merge(RunConfig().to_dict(), data), "")
+    validate(config, where)
+    return config
+
+
+def validate(config: RunConfig, where: str) -> None:
+    from nbforget.languages import get_language, resolve_order
+
+    if config.dataset not in ("sib200", "xsid", "massive"):
+        raise NbforgetError(f"{where}: dataset {config.dataset!r} unknown; use sib200, xsid or massive")
+    if len(config.languages) < 1:
+        raise NbforgetError(f"{where}: languages is empty; list at least one locale")
+    if len(set(config.languages)) != len(config.languages):
+        raise NbforgetError(f"{where}: languages has duplicates: {config.languages}")
+    for index, locale in enumerate(config.languages):
+        try:
+            get_language(locale)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: languages[{index}])") from None
+    for order in config.orders:
+        resolve_order(order, config.languages)
+    if config.train.bf16 not in ("auto", "on", "off"):
+        raise NbforgetError(f"{where}: train.bf16 must be auto, on or off, got {config.train.bf16!r}")
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise NbforgetError(f"{where}: train.epochs and train.batch_size must be at least 1")
+    if config.model.hidden_size % config.model.num_heads:
+        raise NbforgetError(f"{where}: model.hidden_size must be divisible by model.num_heads")
+    if config.strategy.regularization.ewc_mode not in ("separate", "online"):
+        raise NbforgetError(f"{where}: strategy.regularization.ewc_mode must be separate or online")
+    if config.strategy.reversion.when not in ("each", "end"):
+        raise NbforgetError(f"{where}: strategy.reversion.when must be each or end")
+    if config.strategy.merge.method not in ("linear", "task_arithmetic", "ties"):
+        raise NbforgetError(f"{where}: strategy.merge.method must be linear, task_arithmetic or ties")
+    if config.strategy.merge.experts not in ("language", "family"):
+        raise NbforgetError(f"{where}: strategy.merge.experts must be language or family")
+    if not 0.0 < config.strategy.merge.density <= 1.0:
+        raise NbforgetError(f"{where}: strategy.merge.density must be in (0, 1]")

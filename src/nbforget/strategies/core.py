@@ -1,0 +1,153 @@
+"""The core study's five strategies (Khelli et al. 2025, section 3.2): MULTI, MONO, VANILLA,
+SHARED LoRA and NON-SHARED LoRA."""
+from __future__ import annotations
+
+from nbforget.models import count_parameters
+from nbforget.strategies.base import RunContext, Step, Strategy, register
+
+
+@register
+class Vanilla(Strategy):
+    name = "vanilla"
+    title = "VANILLA: sequential full fine-tuning"
+    description = (
+        "One model, all weights trained, one language after another in the given order. "
+        "Nothing protects what earlier languages taught it: the baseline for forgetting."
+    )
+
+    def before_language(self, model, step: Step):
+        self.trainable_counts[step.label] = count_parameters(model)
+        return model
+
+
+@register
+class Multi(Strategy):
+    name = "multi"
+    title = "MULTI: joint training on all languages"
+    description = (
+        "One model trained once on the union of every language's training data. It sees no "
+        "sequence, so it cannot forget: the reference the sequential strategies are measured against."
+    )
+
+    def steps(self, order):
+        return [Step(0, tuple(order))]
+
+    def before_language(self, model, step: Step):
+        self.trainable_counts["all"] = count_parameters(model)
+        return model
+
+
+@register
+class Mono(Strategy):
+    name = "mono"
+    title = "MONO: one model per language"
+    description = (
+        "A fresh copy of the base model is fine-tuned on each language alone. A language is scored "
+        "with its own model once it has one; languages not yet trained are scored zero-shot with the "
+        "latest model. Only one model is in memory at a time, so scores of a language with its own "
+        "model are kept, not recomputed: that model never changes again."
+    )
+    keeps_checkpoint = False
+
+    def initial_model(self):
+        return None  # built per language
+
+    def before_language(self, model, step: Step):
+        del model  # never more than one copy in memory
+        fresh = self.context.new_model()
+        self.trainable_counts[step.label] = count_parameters(fresh)
+        return fresh
+
+    def model_for(self, model, language: str, step: Step):
+        if language in self.trained and language not in step.languages:
+            return None  # its own model's score, recorded when it was trained
+        return model
+
+
+def lora_config(context: RunContext):
+    from peft import LoraConfig, TaskType
+
+    from nbforget.data.types import TAGGING
+
+    settings = context.config.strategy.lora
+    return LoraConfig(
+        task_type=TaskType.TOKEN_CLS if context.kind == TAGGING else TaskType.SEQ_CLS,
+        r=settings.rank,
+        lora_alpha=settings.alpha if settings.alpha is not None else settings.rank,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+    )
+
+
+@register
+class SharedLora(Strategy):
+    name = "shared_lora"
+    title = "SHARED LoRA: one adapter through the whole sequence"
+    description = (
+        "The base weights stay frozen; one LoRA adapter (and the task head) is trained on one "
+        "language after another. Few trainable parameters, all of them shared by every language."
+    )
+    uses_lora = True
+
+    def initial_model(self):
+        from peft import get_peft_model
+
+        return get_peft_model(self.context.new_model(), lora_config(self.context))
+
+    def before_language(self, model, step: Step):
+        self.trainable_counts[step.label] = count_parameters(model)
+        return model
+
+
+def adapter_name(language: str) -> str:
+    return "lang_" + language.replace("-", "_")
+
+
+@register
+class NonSharedLora(Strategy):
+    name = "nonshared_lora"
+    title = "NON-SHARED LoRA: one adapter and head per language"
+    description = (
+        "The base weights stay frozen; each language gets its own LoRA adapter and head, trained "
+        "from scratch on that language only. A language is scored with its own adapter once it has "
+        "one, otherwise zero-shot with the latest adapter. Adapters are kept; base weights are never "
+        "copied."
+    )
+    uses_lora = True
+
+    def initial_model(self):
+        return self.context.new_model()
+
+    def _add(self, model, language: str):
+        from peft import PeftModel, get_peft_model
+
+        if not isinstance(model, PeftModel):
+            return get_peft_model(model, lora_config(self.context), adapter_name=adapter_name(language))
+        model.add_adapter(adapter_name(language), lora_config(self.context))
+        return model
+
+    def before_language(self, model, step: Step):
+        import torch
+
+        torch.manual_seed(self.context.seed)  # each adapter starts from the same initialisation
+        model = self._add(model, step.label)
+        model.set_adapter(adapter_name(step.label))
+        self.trainable_counts[step.label] = count_parameters(model)
+        return model
+
+    def model_for(self, model, language: str, step: Step):
+        own = language if language in self.trained else step.label
+        model.set_adapter(adapter_name(own))
+        return model
+
+    def prepare_resume(self, model, trained):
+        import torch
+
+        for language in trained:
+            torch.manual_seed(self.context.seed)
+            model = self._add(model, language)
+        self.trained = list(trained)
+        return model
+
+    def drift_model(self, model):
+        return model
