@@ -371,35 +371,44 @@ def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
             node = node.setdefault(byte, {})
         node[0] = where[out]  # label 0 = terminal, holding the value
 
-    units: list[int] = [0]
-    used = [True]
+    size = 1 << 16
+    units = [0] * size
+    used = bytearray(size)
+    used[0] = 1  # the root
+    skip = list(range(size + 1))  # skip[i]: a position >= i that may be free
     bases: set[int] = set()
-    first_free = 1
 
-    def ensure(n: int) -> None:
-        if n > len(units):
-            units.extend([0] * (n - len(units)))
-            used.extend([False] * (n - len(used)))
+    def grow(n: int) -> None:
+        nonlocal size
+        while n > size:
+            units.extend([0] * size)
+            used.extend(bytes(size))
+            skip.extend(range(size + 1, 2 * size + 1))
+            size *= 2
+
+    def free_from(i: int) -> int:
+        """Smallest unused position >= i (path-compressing skip pointers)."""
+        grow(i + 1)
+        j = i
+        while used[j]:
+            j = skip[j]
+            grow(j + 1)
+        while i != j:
+            skip[i], i = j, skip[i]
+        return j
 
     queue = [(root, 0)]
     for node, pos in queue:
         labels = sorted(node)
-        while first_free < len(used) and used[first_free]:
-            first_free += 1
-        # candidate bases: put the smallest label on the first free slot onwards
-        candidate = first_free
-        while True:
+        candidate = free_from(1)
+        while True:  # the smallest label goes to a free slot; the rest must fit too
             base = candidate ^ labels[0]
-            ensure((base | 0xFF) + 1)
+            grow((base | 0xFF) + 1)
             if base not in bases and all(
                 (base ^ c) != 0 and not used[base ^ c] for c in labels
             ):
                 break
-            candidate += 1
-            ensure(candidate + 1)
-            while used[candidate]:
-                candidate += 1
-                ensure(candidate + 1)
+            candidate = free_from(candidate + 1)
         bases.add(base)
         offset = pos ^ base
         if offset >= 1 << 21:
@@ -407,7 +416,8 @@ def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
         units[pos] |= offset << 10
         for c in labels:
             child = base ^ c
-            used[child] = True
+            used[child] = 1
+            skip[child] = child + 1
             if c == 0:
                 units[pos] |= 1 << 8
                 units[child] = (1 << 31) | node[0]
@@ -415,8 +425,8 @@ def precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
                 units[child] = c
                 queue.append((node[c], child))
 
-    ensure((max(bases) | 0xFF) + 1)
-    trie = np.asarray(units, dtype="<u4").tobytes()
+    length = max((max(bases) | 0xFF) + 1, max(i for i in range(size) if used[i]) + 1)
+    trie = np.asarray(units[:length], dtype="<u4").tobytes()
     return struct.pack("<I", len(trie)) + trie + bytes(blob)
 
 

@@ -226,13 +226,31 @@ def load_task_model(source: str, kind: str, num_labels: int, *, seed: int, freez
     auto = AutoModelForTokenClassification if kind == TAGGING else AutoModelForSequenceClassification
     torch.manual_seed(seed)
     try:
-        model = auto.from_pretrained(source, num_labels=num_labels, local_files_only=_offline())
+        with _quiet_transformers():
+            model = auto.from_pretrained(source, num_labels=num_labels, local_files_only=_offline())
     except OSError as error:
         raise _not_cached(source, error) from None
     if freeze_embeddings:
         for parameter in model.base_model.embeddings.parameters():
             parameter.requires_grad_(False)
     return model
+
+
+class _quiet_transformers:
+    """Silence the load report (a fresh head is expected to be missing from an encoder checkpoint)."""
+
+    def __enter__(self):
+        from transformers.utils import logging
+
+        self.level = logging.get_verbosity()
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging
+
+        logging.set_verbosity(self.level)
+        logging.enable_progress_bar()
 
 
 def count_parameters(model, *, trainable_only: bool = True) -> int:

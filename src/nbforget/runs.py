@@ -117,6 +117,8 @@ class RunStore:
         name = progress.get("checkpoint")
         if name and not result.get("keep_checkpoint"):
             (self.path / name).unlink(missing_ok=True)
+            if (self.path / "checkpoint").is_dir() and not any((self.path / "checkpoint").iterdir()):
+                (self.path / "checkpoint").rmdir()
         self.set_status("complete")
 
     def scores(self) -> pd.DataFrame:

@@ -145,7 +145,7 @@ def train_language(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            epoch_loss += float(loss)
+            epoch_loss += loss.item()
             batches += 1
             history["steps"] += 1
             history["tokens"] += int(batch["attention_mask"].sum())
