@@ -28,6 +28,7 @@ from nbforget.data import (
     verify_data,
 )
 from nbforget.data import prepare as prepare_module
+from nbforget.data.text import sentence_key
 from nbforget.languages import LANGUAGES, locale_for
 
 MIRROR = Path(os.environ.get("NBFORGET_DATA_MIRROR")
@@ -64,7 +65,8 @@ def conll(sentences) -> str:
     blocks = []
     for headers, tokens in sentences:
         lines = [f"# {key} = {value}" for key, value in headers.items()]
-        lines += [f"{i}\t{word}\t{headers['intent']}\t{tag}" for i, (word, tag) in enumerate(tokens, 1)]
+        lines += [f"{i}\t{word}\t{headers['intent']}\t{tag}"
+                  for i, (word, tag) in enumerate(tokens, 1)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n\n"
 
@@ -82,8 +84,8 @@ def massive_row(partition, annot, *, locale="en-US", intent="alarm_set", **extra
 def make_tiny_mirror(root: Path) -> Path:
     sib = root / "sib200" / "eng_Latn"
     header = "index_id\tcategory\ttext\n"
-    write(sib / "train.tsv", header + '1\tsports\tThe match was won.\n2\ttravel\t"A ""quoted"" trip."\n'
-          "3\tsports\tTom plays chess.\n")
+    write(sib / "train.tsv", header + "1\tsports\tThe match was won.\n"
+          '2\ttravel\t"A ""quoted"" trip."\n3\tsports\tTom plays chess.\n')
     write(sib / "dev.tsv", header + "4\ttravel\tThe dev sentence.\n")
     write(sib / "test.tsv", header + "5\tsports\tThe test sentence.\n")
     write(sib / "labels.txt", "sports\ntravel\n")
@@ -215,12 +217,14 @@ def test_annotation_to_bio(annotation, words, tags):
 
 def test_cjk_locales_split_into_characters_keeping_ascii_words(tmp_path):
     path = write(tmp_path / "zh-CN.jsonl", massive_row(
-        "train", "播放 [artist_name : taylor swift] 的 [music_genre : 摇滚乐]", locale="zh-CN") + "\n")
+        "train", "播放 [artist_name : taylor swift] 的 [music_genre : 摇滚乐]", locale="zh-CN")
+        + "\n")
     example = load_massive(path, "zh-CN").splits["train"][0]
     assert example.words == ("播", "放", "taylor", "swift", "的", "摇", "滚", "乐")
     assert example.tags == ("O", "O", "B-artist_name", "I-artist_name", "O",
                             "B-music_genre", "I-music_genre", "I-music_genre")
-    assert annotation_to_bio("[time : 7点]", by_character=True) == (["7", "点"], ["B-time", "I-time"])
+    assert annotation_to_bio("[time : 7点]", by_character=True) == (
+        ["7", "点"], ["B-time", "I-time"])
 
 
 def test_massive_accepts_validation_official_layout_and_rows_without_intent(tmp_path):
@@ -296,7 +300,8 @@ def test_unknown_locale_data_set_and_missing_language(prepared):
 
 
 def test_missing_or_unprepared_data_folder(tmp_path):
-    with pytest.raises(NbforgetError, match=r"does not exist; run `nbforget data` \(or `make data`\) first"):
+    first = r"does not exist; run `nbforget data` \(or `make data`\) first"
+    with pytest.raises(NbforgetError, match=first):
         load_task("sib200", "th-TH", tmp_path / "data")
     (tmp_path / "data" / "raw").mkdir(parents=True)
     with pytest.raises(NbforgetError, match="not prepared.*MANIFEST.json.*run `nbforget data`"):
@@ -324,7 +329,8 @@ def test_tiny_prepare_layout_counts_and_idempotence(tiny_mirror, tmp_path):
     assert summary["rows"]["xsid"]["en"] == {"train": 1, "dev": 1, "test": 4}
     assert summary["rows"]["massive"]["en-US"] == {"train": 1, "dev": 1, "test": 1}
     assert prepare_data(tiny_mirror, tmp_path / "data", online=False, progress=False)["copied"] == 0
-    assert load_task("sib200", "en-US", tmp_path / "data").splits["train"][1].words == ('A', '"quoted"', 'trip.')
+    quoted = load_task("sib200", "en-US", tmp_path / "data").splits["train"][1]
+    assert quoted.words == ("A", '"quoted"', "trip.")
 
 
 def test_verification_detects_a_corrupted_file_and_prepare_repairs_it(tiny_mirror, tiny_prepared):
@@ -333,7 +339,8 @@ def test_verification_detects_a_corrupted_file_and_prepare_repairs_it(tiny_mirro
     data = bytearray(victim.read_bytes())
     data[-3] ^= 0x01  # same size, different content
     victim.write_bytes(bytes(data))
-    with pytest.raises(NbforgetError, match=r"raw/sib200/eng_Latn/dev\.tsv: sha256 differs.*nbforget data"):
+    changed = r"raw/sib200/eng_Latn/dev\.tsv: sha256 differs.*nbforget data"
+    with pytest.raises(NbforgetError, match=changed):
         verify_data(tiny_prepared)
     assert prepare_data(tiny_mirror, tiny_prepared, online=False, progress=False)["copied"] == 1
     verify_data(tiny_prepared)
@@ -398,7 +405,7 @@ def normalized(text: str) -> str:
 
 
 def test_pretraining_text_excludes_dev_and_test_sentences(prepared):
-    locales = ["th-TH", "en-US", "de-DE", "nb-NO", "zh-CN", "gsw-CH"]
+    locales = ["th-TH", "en-US", "de-DE", "nb-NO", "zh-CN", "gsw-CH", "de-BA"]
     texts = pretraining_text(locales, prepared)
     assert texts == pretraining_text(locales, prepared)  # deterministic
     for locale in locales:
@@ -409,13 +416,16 @@ def test_pretraining_text_excludes_dev_and_test_sentences(prepared):
                 task = load_task(dataset, locale, prepared)
             except NbforgetError:
                 continue
-            held_out |= {normalized(e.text) for split in ("dev", "test") for e in task.splits[split]}
+            held_out |= {normalized(example.text)
+                         for split in ("dev", "test") for example in task.splits[split]}
         pretraining = {normalized(sentence) for sentence in texts[locale]}
         assert not pretraining & held_out, locale
         assert len(pretraining) == len(texts[locale])  # no duplicates
     sib_train = load_task("sib200", "th-TH", prepared).splits["train"]
     assert texts["th-TH"][0] == sib_train[0].text  # SIB-200 train first, then Tatoeba
     assert len(texts["th-TH"]) > len(sib_train)
+    bavarian = load_task("xsid", "de-BA", prepared).splits["train"]  # no SIB-200, no Tatoeba
+    assert {sentence_key(s) for s in texts["de-BA"]} <= {sentence_key(e.text) for e in bavarian}
 
 
 def test_pretraining_text_drops_task_sentences_found_in_tatoeba(tiny_prepared):
@@ -444,10 +454,12 @@ def test_online_preparation_extracts_the_official_archives(tiny_mirror, tmp_path
 
     files = {
         "sib200": archive("sib.tar.gz", "sib-200-x", {
-            f"data/annotated/eng_Latn/{p.name}": p for p in (tiny_mirror / "sib200" / "eng_Latn").iterdir()}),
+            f"data/annotated/eng_Latn/{p.name}": p
+            for p in (tiny_mirror / "sib200" / "eng_Latn").iterdir()}),
         "xsid": archive("xsid.tar.gz", "xsid-x", {
             f"data/xSID-0.7/{p.name}": p for p in (tiny_mirror / "xsid").iterdir()}),
-        "massive": archive("massive.tar.gz", "1.1", {"data/en-US.jsonl": tiny_mirror / "massive" / "en-US.jsonl"}),
+        "massive": archive("massive.tar.gz", "1.1",
+                           {"data/en-US.jsonl": tiny_mirror / "massive" / "en-US.jsonl"}),
         "tatoeba": archive("laser.tar.gz", "LASER-x", {
             f"data/tatoeba/v1/{p.name}": p for p in (tiny_mirror / "tatoeba").iterdir()}),
         "meta": write(archives / "languages.csv", "ID,Name\n"),

@@ -5,7 +5,8 @@
     build_book(book_dir)       `jupyter-book build` with warnings as errors; returns the HTML folder
     external_assets(html_dir)  the remote scripts, stylesheets, images, ... the built pages load
     serve_book(html_dir)       serve the built book on 127.0.0.1 (a context manager giving the URL)
-    setup(app)                 Sphinx extension: serve MathJax from the book's own _static folder
+    setup(app)                 Sphinx extension: MathJax from the book's own _static folder, one
+                               copy of each script per page, (Author et al., 2025) citations
 
 Papermill writes the executed notebooks to ``book/generated/strategies/<name>.ipynb`` and
 ``book/generated/analyses/<name>.ipynb`` (ignored by git). The set of strategies grows, so the
@@ -59,6 +60,8 @@ GENERATED = "generated"  # folder of executed notebooks, relative to the book
 SECTIONS = {"strategies": "Strategies", "analyses": "Analyses"}  # generated subfolder -> caption
 ANALYSIS_ORDER = ("overview", "script", "family", "vitality")  # the rest follow, sorted
 LOG_TAIL_LINES = 60
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_PROBLEM = re.compile(r"\b(?:WARNING|ERROR|CRITICAL|SEVERE):|^Traceback|^\w+(?:Error|Exception)\b")
 
 MATHJAX_DISTRIBUTION = "django-static-mathjax"
 MATHJAX_ROOT = "mathjax/static/mathjax"  # inside the distribution
@@ -108,7 +111,7 @@ def make_toc(book_dir: Path = BOOK_DIR) -> dict:
 
     A section with no executed notebook is left out (an empty section is not valid).
     """
-    parts = [{"caption": "Method", "chapters": [{"file": "method"}]}]
+    parts: list[dict] = [{"chapters": [{"file": "method"}]}]  # no caption: a one-page section
     for section, names in generated_notebooks(book_dir).items():
         if names:
             chapters = [{"file": f"{GENERATED}/{section}/{name}"} for name in names]
@@ -136,10 +139,15 @@ def build_book(
     """Build the book as static HTML and return the HTML folder (``book_dir/_build/html``).
 
     Runs ``jupyter-book build book_dir --toc book_dir/generated/_toc.yml --keep-going`` (plus
-    ``-W`` when `warnings_as_errors`, and ``--all`` when `fresh`, which rereads every page so
-    that warnings of unchanged pages are reported again) in a subprocess of this Python. Nothing
-    is executed: notebooks must already be in ``book_dir/generated``. The full log is written to
-    ``book_dir/_build/build.log``; a failed build raises `NbforgetError` with its last lines.
+    ``-W`` when `warnings_as_errors`) in a subprocess of this Python. Nothing is executed:
+    notebooks must already be in ``book_dir/generated``. The full log is written to
+    ``book_dir/_build/build.log``; a failed build raises `NbforgetError` with the warnings and
+    the last lines of the log.
+
+    Builds are incremental: Sphinx rereads only changed pages, and so reports only their
+    warnings. So that a page with a warning cannot slip through a second time, a strict build
+    rereads every page (``--all``) unless the previous build was strict and passed; `fresh`
+    forces that too.
     """
     book_dir = Path(book_dir).resolve()
     for required in ("_config.yml", "intro.md", "method.md"):
@@ -149,6 +157,9 @@ def build_book(
                 "_config.yml, intro.md and method.md (the repository's book/)"
             )
     toc = write_toc(book_dir)
+    passed_stamp = book_dir / "_build" / ".strict-build-passed"
+    fresh = fresh or (warnings_as_errors and not passed_stamp.is_file())
+    passed_stamp.unlink(missing_ok=True)
     command = [
         sys.executable, "-c",
         "from jupyter_book.cli.main import main; main(prog_name='jupyter-book')",
@@ -162,22 +173,37 @@ def build_book(
     package_parent = str(Path(nbforget.__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    env["NO_COLOR"] = "1"  # a plain-text log
     result = subprocess.run(
         command, cwd=book_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, check=False,
     )
     log = book_dir / "_build" / "build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(result.stdout, encoding="utf-8")
+    output = _ANSI_ESCAPE.sub("", result.stdout)
+    log.write_text(output, encoding="utf-8")
     html_dir = book_dir / "_build" / "html"
     if result.returncode != 0 or not (html_dir / "index.html").is_file():
-        tail = "\n".join(result.stdout.rstrip().splitlines()[-LOG_TAIL_LINES:])
         kind = "with warnings treated as errors " if warnings_as_errors else ""
         raise NbforgetError(
             f"building the book in {book_dir} {kind}failed (exit code {result.returncode}); "
-            f"fix the pages named below (full log: {log}).\n{tail}"
+            f"fix the pages named below (full log: {log}).\n{_summarize_log(output)}"
         )
+    if warnings_as_errors:
+        passed_stamp.touch()
     return html_dir
+
+
+def _summarize_log(output: str) -> str:
+    """The warning and error lines of a build log (they name page and line), then its tail."""
+    lines = output.rstrip().splitlines()
+    problems = [line for line in lines if _PROBLEM.search(line)]
+    tail = "\n".join(lines[-LOG_TAIL_LINES:] if not problems else lines[-15:])
+    if not problems:
+        return f"last lines of the log:\n{tail}"
+    shown = "\n".join(problems[:40])
+    more = f"\n... and {len(problems) - 40} more" if len(problems) > 40 else ""
+    return f"warnings and errors ({len(problems)}):\n{shown}{more}\nlast lines of the log:\n{tail}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +285,15 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A browser that closes a connection early (e.g. after a 404 for favicon.ico) is normal.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve_book(html_dir: Path, port: int = 0) -> Iterator[str]:
     """Serve `html_dir` over HTTP on 127.0.0.1 in a background thread; yields the base URL.
@@ -269,7 +304,7 @@ def serve_book(html_dir: Path, port: int = 0) -> Iterator[str]:
     if not (html_dir / "index.html").is_file():
         raise NbforgetError(f"{html_dir} has no index.html; build the book first (build_book)")
     handler = functools.partial(_QuietHandler, directory=str(html_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = _QuietServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, name="serve_book", daemon=True)
     thread.start()
     try:
@@ -336,7 +371,56 @@ def _install_mathjax_for_html(app) -> None:
         install_mathjax(Path(app.outdir) / "_static" / "mathjax")
 
 
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Keep one copy of each script on the page.
+
+    Sphinx 7 registers an inline script added after the builder starts twice (once with the
+    file name None, once with ""), so sphinx-thebe's ``const THEBE_JS_URL = ...`` appears twice
+    and the second copy is a JavaScript error on every page.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set = set()
+    unique = []
+    for script in scripts:
+        filename = getattr(script, "filename", script) or ""
+        attributes = tuple(sorted(getattr(script, "attributes", {}).items()))
+        key = (str(filename), attributes)
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    scripts[:] = unique
+
+
+def _register_round_author_year() -> None:
+    """Citation style ``author_year_round``: (Khelli et al., 2025) and Khelli et al. (2025)."""
+    from dataclasses import dataclass, field
+
+    import sphinxcontrib.bibtex.plugin
+    from sphinxcontrib.bibtex.style.referencing import BracketStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    def round_brackets() -> BracketStyle:
+        return BracketStyle(left="(", right=")")
+
+    @dataclass
+    class RoundAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+        bracket_parenthetical: BracketStyle = field(default_factory=round_brackets)
+        bracket_textual: BracketStyle = field(default_factory=round_brackets)
+        bracket_author: BracketStyle = field(default_factory=round_brackets)
+        bracket_label: BracketStyle = field(default_factory=round_brackets)
+        bracket_year: BracketStyle = field(default_factory=round_brackets)
+
+    sphinxcontrib.bibtex.plugin.register_plugin(
+        "sphinxcontrib.bibtex.style.referencing", "author_year_round",
+        RoundAuthorYearReferenceStyle, force=True,
+    )
+
+
 def setup(app) -> dict:
     """Sphinx entry point (``sphinx.extra_extensions: [nbforget.book]`` in ``_config.yml``)."""
+    _register_round_author_year()
     app.connect("builder-inited", _install_mathjax_for_html)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"version": nbforget.__version__, "parallel_read_safe": True, "parallel_write_safe": True}

@@ -208,6 +208,9 @@ def _build(cls: type, data: dict, where: str):
         close = difflib.get_close_matches(str(key), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
         raise NbforgetError(f"{where}: unknown key {key!r}{hint}")
+    if cls is TrainConfig and isinstance(data.get("bf16"), bool):
+        # YAML reads an unquoted `bf16: on` / `--set train.bf16=off` as a boolean
+        data = {**data, "bf16": "on" if data["bf16"] else "off"}
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -260,8 +263,11 @@ def validate(config: RunConfig, where: str) -> None:
             get_language(locale)
         except NbforgetError as error:
             raise NbforgetError(f"{error} (in {where}: languages[{index}])") from None
-    for order in config.orders:
-        resolve_order(order, config.languages)
+    for index, order in enumerate(config.orders):
+        try:
+            resolve_order(order, config.languages)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: orders[{index}])") from None
     if config.train.bf16 not in ("auto", "on", "off"):
         raise NbforgetError(f"{where}: train.bf16 must be auto, on or off, got {config.train.bf16!r}")
     if config.train.epochs < 1 or config.train.batch_size < 1:

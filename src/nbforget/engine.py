@@ -81,13 +81,18 @@ def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
 
 
 def _limit(task: LanguageTask, train: int | None, evaluation: int | None) -> LanguageTask:
-    """Keep the first examples of each split (the files' own order, so the cut is deterministic)."""
+    """Keep evenly spaced examples of each split: deterministic, and a file sorted by label (SIB-200's
+    test split is) still gives every label, where its first N examples would all share one."""
     if train is None and evaluation is None:
         return task
-    splits = {
-        split: examples[: (train if split == "train" else evaluation) or len(examples)]
-        for split, examples in task.splits.items()
-    }
+
+    def spaced(examples: list[Example], limit: int | None) -> list[Example]:
+        if not limit or limit >= len(examples):
+            return examples
+        return [examples[i * len(examples) // limit] for i in range(limit)]
+
+    splits = {split: spaced(examples, train if split == "train" else evaluation)
+              for split, examples in task.splits.items()}
     return LanguageTask(task.dataset, task.language, task.kind, splits, task.labels, task.source_code,
                         task.intents, dict(task.notes))
 
@@ -231,6 +236,7 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
         model = runner.before_language(model, step)
         train_data = _concat([prepared.encoded[(lang, "train")] for lang in step.languages])
         dev_data = _concat([prepared.encoded[(lang, "dev")] for lang in step.languages])
+        runner.train_data = train_data  # for hooks that need the step's data (EWC's Fisher in after_language)
 
         def dev_score(m, data):
             return score_split(m, data, kind=prepared.kind, labels=prepared.labels,

@@ -5,6 +5,7 @@ import difflib
 
 from nbforget import NbforgetError
 from nbforget.strategies import core  # noqa: F401  (registers the core study's strategies)
+from nbforget.strategies import alignment, merging  # noqa: F401  (registers study 2's alignment strategies)
 from nbforget.strategies.base import REGISTRY, RunContext, Step, Strategy, register
 
 __all__ = ["REGISTRY", "RunContext", "Step", "Strategy", "get_strategy", "register", "strategy_names"]

@@ -1,0 +1,789 @@
+"""Runs as tidy tables for the analysis notebooks, and the core paper's reported numbers.
+
+Reading runs (never training):
+
+    load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
+    load_study(config) -> Study           every complete run of a profile, and what is missing
+
+Tables (``study`` is a `Study`; intervals are 95% percentile-bootstrap intervals over language
+orders, `nbforget.metrics.bootstrap_ci`; seeds of one order are averaged first):
+
+    run_metrics(study)                    one row per run: final average, CBT, CFT, forgetting, ...
+    summarize_over_orders(frame, values)  mean and interval over orders, per strategy
+    table1(study)                         trainable parameters, final average, by vitality bucket
+    table2(study)                         CBT and CFT
+    average_over_time(study)              P[i] per run and step (the paper's Figure 2)
+    order_matrices(study, strategy)       seed-averaged score matrices, one per order
+    performance_shift(study, strategy)    per language, over orders (Figure 3)
+    hop_tables(study, strategy)           MFT and MBT per language and hop (Figures 5 and 6)
+    language_measures(study)              per run and language: final, forgetting, shift, MFT, MBT
+    group_summary(measures, by, value)    a measure per group (script, family, vitality)
+    group_difference(...)                 one group minus another, over orders
+
+The paper (Khelli et al. 2025, "What Causes Knowledge Loss in Multilingual Language Models?"):
+
+    PAPER                                 everything below, in one mapping
+    PAPER_TABLE1, PAPER_TABLE2            their Tables 1 and 2 as printed (F1 in percent)
+    PAPER_FIGURE2, PAPER_FIGURE3          what their Figures 2 and 3 report, in numbers and names
+    PAPER_CLAIMS                          section 5: script, family, vitality, single languages
+    paper_row(strategy, rank)             the row of Table 1 (and 2) a strategy is compared with
+    paper_table1(), paper_table2()        the tables as DataFrames, F1 as a fraction
+
+Formatting: `format_interval(mean, low, high, n)` and `display_name(strategy)`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from nbforget import NbforgetError, metrics
+from nbforget.config import RunConfig
+from nbforget.runs import RunStore, base_scores, order_label, score_matrix
+
+__all__ = [
+    "RunRecord",
+    "Study",
+    "load_run",
+    "load_study",
+    "run_metrics",
+    "summarize_over_orders",
+    "table1",
+    "table2",
+    "average_over_time",
+    "order_matrices",
+    "performance_shift",
+    "hop_tables",
+    "language_measures",
+    "group_summary",
+    "group_difference",
+    "format_interval",
+    "display_name",
+    "PaperRow",
+    "PAPER",
+    "PAPER_SETTING",
+    "PAPER_TABLE1",
+    "PAPER_TABLE2",
+    "PAPER_FIGURE2",
+    "PAPER_FIGURE3",
+    "PAPER_CLAIMS",
+    "PAPER_NAMES",
+    "paper_row",
+    "paper_table1",
+    "paper_table2",
+    "SEPARATE_PARAMETERS",
+]
+
+# ---------------------------------------------------------------------------------------------
+# the paper's numbers (Khelli et al. 2025)
+# ---------------------------------------------------------------------------------------------
+
+PAPER_SETTING = (
+    "Khelli et al. (2025): XLM-R base (278M parameters) fine-tuned for slot filling on MASSIVE, "
+    "52 languages with 11.5 thousand training examples each, 5 language orders, slot F1"
+)
+
+
+class PaperRow(NamedTuple):
+    """One row of the paper's Table 1 (F1 in percent, as printed; params in millions)."""
+
+    method: str
+    rank: int | None
+    params_m: float
+    f1: float
+    low: float
+    mid: float
+    high: float
+
+
+PAPER_TABLE1: tuple[PaperRow, ...] = (
+    PaperRow("MULTI", None, 278.04, 75.03, 75.42, 75.84, 72.63),
+    PaperRow("MULTI", 32, 5.36, 74.19, 74.27, 75.17, 71.83),
+    PaperRow("MULTI", 64, 10.72, 73.79, 74.00, 74.56, 71.73),
+    PaperRow("MULTI", 256, 42.86, 74.11, 74.16, 74.83, 72.41),
+    PaperRow("MONO", None, 14458.27, 72.98, 73.66, 74.11, 69.43),
+    PaperRow("VANILLA", None, 278.04, 66.16, 65.70, 67.65, 63.46),
+    PaperRow("SHARED LoRA", 32, 5.36, 60.24, 59.35, 62.34, 56.75),
+    PaperRow("SHARED LoRA", 64, 10.72, 61.26, 60.55, 63.37, 57.48),
+    PaperRow("SHARED LoRA", 256, 42.86, 60.16, 59.06, 62.15, 57.22),
+    PaperRow("NON-SHARED LoRA", 32, 278.04, 72.14, 72.42, 73.39, 68.89),
+    PaperRow("NON-SHARED LoRA", 64, 557.19, 72.38, 72.55, 73.48, 69.65),
+    PaperRow("NON-SHARED LoRA", 256, 2228.75, 73.16, 73.82, 74.26, 69.73),
+)
+"""Table 1: trainable parameters (M) and average F1 (%), overall and by vitality (Joshi classes
+0-2 low, 3 mid, 4-5 high). MULTI with a rank is joint training of one LoRA adapter."""
+
+PAPER_TABLE2: dict[tuple[str, int | None], tuple[float, float]] = {
+    ("VANILLA", None): (-0.08, 0.55),
+    ("SHARED LoRA", 32): (-0.13, 0.52),
+    ("SHARED LoRA", 64): (-0.12, 0.53),
+    ("SHARED LoRA", 256): (-0.14, 0.51),
+}
+"""Table 2: (CBT, CFT) per method, on the 0-1 scale."""
+
+PAPER_FIGURE2 = {
+    "multi_stays_above": 0.73,  # MULTI (dotted) keeps F1 above 73% throughout
+    "vanilla_drop": (0.10, 0.15),  # VANILLA loses 10-15 F1 points over the sequence
+    "shared_lora_drop": (0.15, 0.30),  # SHARED LoRA loses 15-30 points
+    "nonshared_lora_range": (0.70, 0.73),  # NON-SHARED LoRA stays between 70% and 73%
+}
+"""Figure 2, as the text of section 4 reads it (score drops as fractions of 1)."""
+
+PAPER_FIGURE3 = {
+    "strategy": "vanilla",
+    "most_destructive": "zh-CN",  # the largest drop of earlier languages' scores
+    "best_donor": "de-DE",  # the largest gain of earlier languages' scores
+}
+"""Figure 3: performance shift per language in VANILLA, averaged over the 5 orders."""
+
+PAPER_CLAIMS = {
+    "forgetting_languages": ("zh-CN", "ja-JP", "zh-TW"),  # most negative MBT, worst shifts
+    "robust_receivers": ("nb-NO", "ca-ES", "pt-PT", "el-GR"),  # highest MBT across hops
+    "script": {
+        "weaker": "non-Latin",  # lower MFT (weak donors) and more negative MBT (forget more)
+        "stronger": "Latin",
+        "measures": ("mft_mean", "mbt_mean"),
+    },
+    "family": {
+        "strong": ("Romance", "Germanic"),  # genera: strong donors, stable receivers
+        "poor": ("Sino-Tibetan", "Austro-Asiatic", "Afro-Asiatic"),  # families: poor receivers
+    },
+    "vitality": {
+        "best_final": "mid",  # Table 1: mid vitality has the highest F1 in every method
+        "worst_final": "high",  # and high vitality the lowest
+        "most_negative_mbt": "high",  # zh-CN, ja-JP, hi-IN
+        "weaker_donor_than": ("high", "mid"),  # high-vitality MFT below mid-vitality MFT
+    },
+}
+"""Section 5 (and Table 1's vitality columns), as directions that can be checked."""
+
+PAPER_NAMES = {
+    "multi": "MULTI",
+    "mono": "MONO",
+    "vanilla": "VANILLA",
+    "shared_lora": "SHARED LoRA",
+    "nonshared_lora": "NON-SHARED LoRA",
+}
+"""Our strategy name -> the paper's method name."""
+
+PAPER = {
+    "setting": PAPER_SETTING,
+    "table1": PAPER_TABLE1,
+    "table2": PAPER_TABLE2,
+    "figure2": PAPER_FIGURE2,
+    "figure3": PAPER_FIGURE3,
+    "claims": PAPER_CLAIMS,
+    "names": PAPER_NAMES,
+}
+
+PAPER_RANKS = (32, 64, 256)
+
+
+def paper_row(strategy: str, rank: int | None = None) -> PaperRow | None:
+    """The Table 1 row a strategy is compared with; None for strategies the paper did not run.
+
+    LoRA strategies take the row of `rank` when the paper has it, else the r = 32 row.
+    """
+    method = PAPER_NAMES.get(strategy)
+    if method is None:
+        return None
+    candidates = [row for row in PAPER_TABLE1 if row.method == method]
+    if len(candidates) == 1 or method == "MULTI":
+        return next(row for row in candidates if row.rank is None)
+    wanted = rank if rank in PAPER_RANKS else 32
+    return next(row for row in candidates if row.rank == wanted)
+
+
+def paper_table1() -> pd.DataFrame:
+    """Table 1 as printed, with F1 columns also as fractions (``f1``, ``low``, ... in [0, 1])."""
+    frame = pd.DataFrame([row._asdict() for row in PAPER_TABLE1])
+    frame["rank"] = frame["rank"].astype("Int64")
+    for column in ("f1", "low", "mid", "high"):
+        frame[column] = frame[column] / 100.0
+    return frame
+
+
+def paper_table2() -> pd.DataFrame:
+    rows = [{"method": method, "rank": rank, "cbt": cbt, "cft": cft}
+            for (method, rank), (cbt, cft) in PAPER_TABLE2.items()]
+    frame = pd.DataFrame(rows)
+    frame["rank"] = frame["rank"].astype("Int64")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# reading runs
+# ---------------------------------------------------------------------------------------------
+
+SEPARATE_PARAMETERS = {"mono", "nonshared_lora"}
+"""Strategies whose steps train separate copies (a model or an adapter per language): their
+distinct trainable parameters are the sum over steps. Every other strategy trains one set of
+parameters again and again, so its distinct count is the largest step's. This is how the paper's
+Table 1 counts (MONO 52 x 278M; VANILLA 278M)."""
+
+
+@dataclass
+class RunRecord:
+    """One complete run, read from its directory (see `nbforget.runs`).
+
+    ``matrix`` has one row per step (rows = after training step i, columns = languages in
+    ``order``); it is square for sequential strategies and has a single row for joint training.
+    """
+
+    run_dir: Path
+    strategy: str
+    order_spec: str
+    seed: int
+    order: tuple[str, ...]
+    trained: tuple[str, ...]
+    matrix: np.ndarray
+    base: np.ndarray | None
+    result: dict
+    drift: pd.DataFrame
+    config: dict = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return self.result["metrics"]["metric"]
+
+    @property
+    def chance(self) -> float:
+        return float(self.result["metrics"].get("chance", float("nan")))
+
+    @property
+    def square(self) -> bool:
+        return self.matrix.shape[0] == self.matrix.shape[1] and self.matrix.shape[0] > 1
+
+    @property
+    def joint(self) -> bool:
+        return self.matrix.shape[0] == 1 and len(self.order) > 1
+
+    @property
+    def trainable(self) -> dict:
+        return self.result.get("trainable_parameters", {})
+
+    @property
+    def row_labels(self) -> list[str]:
+        """What each row of the matrix was trained on, for plots ("all (joint)" for joint training)."""
+        return ["all (joint)" if "+" in label else label for label in self.trained]
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read a complete run directory; raises `NbforgetError` naming what is missing."""
+    folder = Path(run_dir)
+    status = folder / "status"
+    if not status.exists() or status.read_text().strip() != "complete":
+        state = status.read_text().strip() if status.exists() else "absent"
+        raise NbforgetError(f"{folder} is not a complete run (status: {state}); run it first")
+    stored = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    order = tuple(stored["order"])
+    scores = pd.read_csv(folder / "scores.csv")
+    metric = result["metrics"]["metric"]
+    matrix = score_matrix(scores, list(order), metric=metric)
+    base = base_scores(scores, list(order), metric=metric)
+    steps = scores[(scores.step >= 0)].drop_duplicates("step").sort_values("step")
+    trained = tuple(str(label) for label in steps["trained_language"])
+    drift_file = folder / "drift.csv"
+    drift = pd.DataFrame(columns=["step", "layer", "relative_drift"])
+    if drift_file.exists() and drift_file.stat().st_size > 1:
+        try:
+            drift = pd.read_csv(drift_file)
+        except pd.errors.EmptyDataError:
+            pass
+    return RunRecord(
+        run_dir=folder, strategy=stored["strategy"], order_spec=order_label(stored["order_spec"]),
+        seed=int(stored["seed"]), order=order, trained=trained, matrix=matrix, base=base,
+        result=result, drift=drift, config=stored.get("config", {}),
+    )
+
+
+@dataclass
+class Study:
+    """The complete runs of one profile that match its languages, orders and seeds."""
+
+    config: RunConfig
+    runs: list[RunRecord]
+    missing: list[tuple[str, str, int]]  # (strategy, order label, seed) expected but not complete
+
+    @property
+    def strategies(self) -> list[str]:
+        """Strategies with at least one complete run: the profile's list first, then the others."""
+        found = {run.strategy for run in self.runs}
+        listed = [name for name in self.config.strategies if name in found]
+        return listed + sorted(found - set(listed))
+
+    @property
+    def missing_strategies(self) -> list[str]:
+        """Strategies of the profile's list without any complete run."""
+        found = {run.strategy for run in self.runs}
+        return [name for name in self.config.strategies if name not in found]
+
+    def of(self, strategy: str) -> list[RunRecord]:
+        return [run for run in self.runs if run.strategy == strategy]
+
+    @property
+    def metric(self) -> str | None:
+        return self.runs[0].metric if self.runs else None
+
+    @property
+    def chance(self) -> float:
+        return self.runs[0].chance if self.runs else float("nan")
+
+    @property
+    def orders(self) -> list[str]:
+        return sorted({run.order_spec for run in self.runs})
+
+    def describe(self) -> str:
+        """One paragraph: what was found, and what is missing."""
+        config = self.config
+        text = (f"Profile `{config.profile}`: data set `{config.dataset}`, model `{config.model.name}`, "
+                f"{len(config.languages)} languages ({', '.join(config.languages)}), "
+                f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
+                f"Runs read from `{config.runs_path / config.profile}`: {len(self.runs)} complete run(s) "
+                f"of {len(self.strategies)} strategies.")
+        if self.missing_strategies:
+            text += (" No complete run for " + ", ".join(f"`{name}`" for name in self.missing_strategies)
+                     + ": those strategies are left out below (run `nbforget grid` to add them).")
+        partial = sorted({strategy for strategy, _, _ in self.missing} - set(self.missing_strategies))
+        if partial:
+            text += (" Some orders or seeds are missing for " + ", ".join(f"`{name}`" for name in partial)
+                     + "; their intervals use the runs that exist.")
+        return text
+
+
+def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) -> Study:
+    """Every complete run of ``config``'s profile with its languages, orders and seeds.
+
+    Expected runs are ``strategies`` (default: the profile's list) x orders x seeds; complete runs
+    of other strategies with the same orders, seeds and languages are included too (a strategy run
+    with ``nbforget run`` shows up without being in the list). Runs of other languages under the
+    same profile name are ignored.
+    """
+    expected = list(strategies) if strategies is not None else list(config.strategies)
+    root = config.runs_path
+    labels = {order_label(order): order for order in config.orders}
+    languages = set(config.languages)
+    records: dict[Path, RunRecord] = {}
+    missing = []
+    for strategy in expected:
+        for order in config.orders:
+            for seed in config.seeds:
+                store = RunStore(root, config.profile, strategy, order, seed)
+                if store.status == "complete":
+                    records[store.path] = load_run(store.path)
+                else:
+                    missing.append((strategy, order_label(order), seed))
+    for folder in sorted((root / config.profile).glob("*/order-*/seed-*")):
+        if folder in records or folder.parts[-3] in expected:
+            continue
+        label = folder.parts[-2].removeprefix("order-")
+        seed_text = folder.parts[-1].removeprefix("seed-")
+        if label not in labels or not seed_text.isdigit() or int(seed_text) not in config.seeds:
+            continue
+        status = folder / "status"
+        if status.exists() and status.read_text().strip() == "complete":
+            record = load_run(folder)
+            if set(record.order) == languages:
+                records[folder] = record
+    runs = [run for run in records.values() if set(run.order) == languages]
+    return Study(config=config, runs=runs, missing=missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-run metrics and summaries over orders
+# ---------------------------------------------------------------------------------------------
+
+
+def _safe(function, *args) -> float:
+    try:
+        return float(function(*args))
+    except ValueError:
+        return float("nan")
+
+
+def distinct_parameters(strategy: str, trainable: dict) -> int:
+    """Trainable parameters counted as the paper counts them (see `SEPARATE_PARAMETERS`)."""
+    if strategy in SEPARATE_PARAMETERS:
+        return int(trainable.get("total", 0))
+    return int(trainable.get("max_per_step", 0))
+
+
+def _final_average(run: RunRecord) -> float:
+    last = run.matrix[-1]
+    return float(np.mean(last)) if np.all(np.isfinite(last)) else float("nan")
+
+
+def run_metrics(study: Study) -> pd.DataFrame:
+    """One row per run: the metrics of its score matrix, its trainable parameters and time.
+
+    Computed here from the scores (not copied from result.json). Metrics a matrix cannot give
+    (CBT of joint training, CFT without zero-shot cells) are NaN.
+    """
+    rows = []
+    for run in study.runs:
+        row = {
+            "strategy": run.strategy, "order": run.order_spec, "seed": run.seed,
+            "final_average": _final_average(run), "chance": run.chance,
+            "cbt": float("nan"), "cft": float("nan"), "forgetting": float("nan"),
+            "forgetting_max": float("nan"), "fwt": float("nan"),
+        }
+        if run.square:
+            row.update(
+                cbt=_safe(metrics.cbt, run.matrix), cft=_safe(metrics.cft, run.matrix),
+                forgetting=_safe(metrics.forgetting, run.matrix, "learned"),
+                forgetting_max=_safe(metrics.forgetting, run.matrix, "max"),
+            )
+            if run.base is not None:
+                row["fwt"] = _safe(metrics.fwt, run.matrix, run.base)
+        trainable = run.trainable
+        row.update(
+            params_per_step=int(trainable.get("max_per_step", 0)),
+            params_total=int(trainable.get("total", 0)),
+            params_distinct=distinct_parameters(run.strategy, trainable),
+            seconds=float(run.result.get("timings", {}).get("seconds", float("nan"))),
+            run_dir=str(run.run_dir),
+        )
+        rows.append(row)
+    columns = ["strategy", "order", "seed", "final_average", "chance", "cbt", "cft", "forgetting",
+               "forgetting_max", "fwt", "params_per_step", "params_total", "params_distinct", "seconds",
+               "run_dir"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _per_order(frame: pd.DataFrame, values: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
+    """Average the seeds of each order: one row per (by..., order)."""
+    return frame.groupby(list(by) + ["order"], sort=False)[list(values)].mean().reset_index()
+
+
+def summarize_over_orders(frame: pd.DataFrame, values: Sequence[str], *,
+                          by: Sequence[str] = ("strategy",), n_resamples: int = 10000) -> pd.DataFrame:
+    """Mean and 95% bootstrap interval over orders of each column in `values`, per group.
+
+    `frame` has an ``order`` column (and may have ``seed``: seeds of an order are averaged first).
+    Returns one row per group with columns ``<value>``, ``<value>_low``, ``<value>_high`` and
+    ``n_orders`` (orders where the value is defined). With one order the interval is NaN.
+    """
+    values = list(values)
+    per_order = _per_order(frame, values, by)
+    rows = []
+    for key, group in per_order.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        counts = []
+        for value in values:
+            finite = group[value].to_numpy(dtype=float)
+            finite = finite[np.isfinite(finite)]
+            if finite.size:
+                mean, low, high = metrics.bootstrap_ci(finite, n_resamples=n_resamples)
+            else:
+                mean = low = high = float("nan")
+            row.update({value: mean, f"{value}_low": low, f"{value}_high": high})
+            counts.append(finite.size)
+        row["n_orders"] = max(counts) if counts else 0
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(list(by)) if rows else pd.DataFrame()
+
+
+def _vitality_of(locale: str, buckets) -> str | None:
+    from nbforget.languages import vitality
+
+    try:
+        return vitality(locale, buckets)
+    except NbforgetError:
+        return None
+
+
+def vitality_scores(study: Study) -> pd.DataFrame:
+    """Per run: the final score averaged over the languages of each vitality bucket."""
+    buckets = study.config.vitality_buckets
+    rows = []
+    for run in study.runs:
+        last = run.matrix[-1]
+        row = {"strategy": run.strategy, "order": run.order_spec, "seed": run.seed}
+        for bucket in buckets:
+            members = [j for j, locale in enumerate(run.order) if _vitality_of(locale, buckets) == bucket]
+            row[bucket] = float(np.mean(last[members])) if members else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["strategy", "order", "seed", *buckets])
+
+
+def table1(study: Study) -> pd.DataFrame:
+    """The paper's Table 1 for our runs, one row per strategy (mean over orders, with intervals).
+
+    Columns: ``params_distinct`` (the paper's way of counting), ``params_per_step``,
+    ``final_average`` with ``_low``/``_high``, one column per vitality bucket (with intervals),
+    ``n_orders``, ``chance``.
+    """
+    if not study.runs:
+        return pd.DataFrame()
+    per_run = run_metrics(study)
+    vitality = vitality_scores(study)
+    buckets = list(study.config.vitality_buckets)
+    merged = per_run.merge(vitality, on=["strategy", "order", "seed"])
+    summary = summarize_over_orders(merged, ["final_average", *buckets])
+    parameters = per_run.groupby("strategy", sort=False)[["params_distinct", "params_per_step"]].max()
+    table = parameters.join(summary)
+    table["chance"] = per_run.groupby("strategy", sort=False)["chance"].first()
+    return table.loc[[name for name in study.strategies if name in table.index]]
+
+
+def table2(study: Study) -> pd.DataFrame:
+    """CBT, CFT and (learned-reference) forgetting per strategy with intervals over orders.
+
+    Strategies whose matrices cannot give CBT (joint training) are left out.
+    """
+    per_run = run_metrics(study)
+    per_run = per_run[np.isfinite(per_run["cbt"].to_numpy(dtype=float))]
+    if per_run.empty:
+        return pd.DataFrame()
+    table = summarize_over_orders(per_run, ["cbt", "cft", "forgetting"])
+    return table.loc[[name for name in study.strategies if name in table.index]]
+
+
+# ---------------------------------------------------------------------------------------------
+# curves and per-language tables
+# ---------------------------------------------------------------------------------------------
+
+
+def average_over_time(study_or_runs) -> pd.DataFrame:
+    """The average over seen languages ``P[i]`` of every run, one row per run and step.
+
+    Columns: ``strategy``, ``order``, ``seed``, ``step`` (0-based), ``languages_seen``
+    (``step + 1``), ``value`` and ``joint``. A joint-training run (one step over all languages)
+    gives one row with ``joint=True`` and its final average as value, drawn as a level line.
+    """
+    runs = study_or_runs.runs if isinstance(study_or_runs, Study) else list(study_or_runs)
+    rows = []
+    for run in runs:
+        if run.joint:
+            rows.append((run.strategy, run.order_spec, run.seed, len(run.order) - 1, len(run.order),
+                         _final_average(run), True))
+            continue
+        try:
+            seen = metrics.average_seen(run.matrix)
+        except ValueError:
+            continue
+        for step, value in enumerate(seen):
+            rows.append((run.strategy, run.order_spec, run.seed, step, step + 1, float(value), False))
+    return pd.DataFrame(rows, columns=["strategy", "order", "seed", "step", "languages_seen", "value", "joint"])
+
+
+def order_matrices(study: Study, strategy: str) -> tuple[list[np.ndarray], list[tuple[str, ...]], list[str]]:
+    """Square score matrices of `strategy`, one per order (its seeds averaged); with the orders.
+
+    Returns ``(matrices, orders, order_labels)``; empty lists when the strategy has no square
+    matrix (joint training).
+    """
+    grouped: dict[str, list[RunRecord]] = {}
+    for run in study.of(strategy):
+        if run.square:
+            grouped.setdefault(run.order_spec, []).append(run)
+    matrices, orders, labels = [], [], []
+    for label, runs in grouped.items():
+        matrices.append(np.mean([run.matrix for run in runs], axis=0))
+        orders.append(runs[0].order)
+        labels.append(label)
+    return matrices, orders, labels
+
+
+def performance_shift(study: Study, strategy: str = "vanilla", **bootstrap_options) -> pd.DataFrame | None:
+    """Per-language performance shift of `strategy` over orders (the paper's Figure 3).
+
+    Index ``language``; columns ``mean``, ``ci_low``, ``ci_high``, ``n`` (orders). Negative means
+    training that language lowered the scores of the languages learned before it. None when the
+    strategy has no square score matrix.
+    """
+    matrices, orders, _ = order_matrices(study, strategy)
+    if not matrices:
+        return None
+    try:
+        return metrics.per_language_shift(matrices, orders, **bootstrap_options)
+    except ValueError:
+        return None
+
+
+def hop_tables(study: Study, strategy: str = "vanilla", *, max_hop: int = 9,
+               **bootstrap_options) -> dict[str, pd.DataFrame] | None:
+    """Per-language MFT and MBT of `strategy` over hops ``0..min(max_hop, T-1)`` (Figures 5, 6).
+
+    Returns ``{"mft": table, "mbt": table}``, each a `nbforget.metrics.per_language_hops` table
+    (``table["mean"]`` is languages x h) sorted by the mean over hops, largest first. None when the
+    strategy has no square score matrix.
+    """
+    matrices, orders, _ = order_matrices(study, strategy)
+    if not matrices:
+        return None
+    size = min(matrix.shape[0] for matrix in matrices)
+    hops = list(range(min(max_hop, size - 1) + 1))
+    tables = {}
+    for name in ("mft", "mbt"):
+        try:
+            table = metrics.per_language_hops(matrices, orders, name, hops=hops, **bootstrap_options)
+        except ValueError:
+            return None
+        tables[name] = metrics.sort_by_mean_over_hops(table)
+    return tables
+
+
+def _language_facts(locales: Iterable[str], buckets) -> pd.DataFrame:
+    from nbforget.languages import get_language
+
+    rows = []
+    for locale in locales:
+        language = get_language(locale)
+        rows.append({
+            "language": locale, "name": language.name, "script": language.script,
+            "latin": "Latin" if language.latin else "non-Latin", "family": language.family,
+            "genus": language.genus, "joshi_class": language.joshi_class,
+            "vitality": _vitality_of(locale, buckets),
+        })
+    return pd.DataFrame(rows)
+
+
+MEASURES = {
+    "final": "final score (after the last language)",
+    "learned": "score right after training the language",
+    "forgetting": "forgetting: learned minus final score (positive = forgotten)",
+    "shift": "performance shift caused by training the language (negative = destructive)",
+    "mft_mean": "MFT averaged over hops (the language as donor; negative = the average fell)",
+    "mbt_mean": "MBT averaged over hops (the language as receiver; negative = the average fell)",
+}
+"""The per-language measures of `language_measures`, with the reading of their sign."""
+
+
+def language_measures(study: Study, strategies: Iterable[str] | None = None, *, max_hop: int = 9) -> pd.DataFrame:
+    """Per strategy, order (seeds averaged) and language: the measures of `MEASURES`, plus facts.
+
+    Columns: ``strategy``, ``order``, ``language``, ``position``, the measures (NaN where a formula
+    is undefined: forgetting of the last language, shift of the first, every measure but
+    ``final`` for joint training), and ``name``, ``script``, ``latin`` ("Latin"/"non-Latin"),
+    ``family``, ``genus``, ``joshi_class``, ``vitality``.
+    """
+    names = list(strategies) if strategies is not None else study.strategies
+    rows = []
+    for strategy in names:
+        grouped: dict[str, list[RunRecord]] = {}
+        for run in study.of(strategy):
+            grouped.setdefault(run.order_spec, []).append(run)
+        for label, runs in grouped.items():
+            matrix = np.mean([run.matrix for run in runs], axis=0)
+            order = runs[0].order
+            size = len(order)
+            final = matrix[-1]
+            values = {key: np.full(size, np.nan) for key in MEASURES}
+            values["final"] = final.astype(float)
+            if matrix.shape[0] == size and size > 1:
+                diagonal = np.diag(matrix)
+                values["learned"] = diagonal.astype(float)
+                values["forgetting"] = np.append(diagonal[:-1] - final[:-1], np.nan)
+                values["shift"] = _array_or_nan(metrics.performance_shift, matrix, size)
+                hops = range(min(max_hop, size - 1) + 1)
+                values["mft_mean"] = _hop_mean(metrics.mft, matrix, hops, size)
+                values["mbt_mean"] = _hop_mean(metrics.mbt, matrix, hops, size)
+            for position, language in enumerate(order):
+                row = {"strategy": strategy, "order": label, "language": language, "position": position}
+                row.update({key: float(values[key][position]) for key in MEASURES})
+                rows.append(row)
+    frame = pd.DataFrame(rows, columns=["strategy", "order", "language", "position", *MEASURES])
+    facts = _language_facts(study.config.languages, study.config.vitality_buckets)
+    return frame.merge(facts, on="language", how="left")
+
+
+def _array_or_nan(function, matrix: np.ndarray, size: int) -> np.ndarray:
+    try:
+        return np.asarray(function(matrix), dtype=float)
+    except ValueError:
+        return np.full(size, np.nan)
+
+
+def _hop_mean(function, matrix: np.ndarray, hops: Iterable[int], size: int) -> np.ndarray:
+    stack = []
+    for h in hops:
+        try:
+            stack.append(np.asarray(function(matrix, h), dtype=float))
+        except ValueError:
+            stack.append(np.full(size, np.nan))
+    stacked = np.vstack(stack)
+    with np.errstate(all="ignore"):
+        counts = np.isfinite(stacked).sum(axis=0)
+        sums = np.nansum(stacked, axis=0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def group_summary(measures: pd.DataFrame, by: str, value: str, *, strategies: Iterable[str] | None = None,
+                  n_resamples: int = 10000) -> pd.DataFrame:
+    """A per-language measure averaged within groups, with a bootstrap interval over orders.
+
+    For each strategy, order and group: the mean of `value` over the group's languages where it
+    is defined; then mean and 95% interval over orders. Columns: ``strategy``, ``group``,
+    ``mean``, ``ci_low``, ``ci_high``, ``n_orders``, ``n_languages``, ``languages``.
+    """
+    frame = measures if strategies is None else measures[measures["strategy"].isin(list(strategies))]
+    frame = frame[np.isfinite(frame[value].to_numpy(dtype=float)) & frame[by].notna()]
+    rows = []
+    for (strategy, group), part in frame.groupby(["strategy", by], sort=False):
+        per_order = part.groupby("order")[value].mean().to_numpy(dtype=float)
+        mean, low, high = metrics.bootstrap_ci(per_order, n_resamples=n_resamples)
+        languages = sorted(part["language"].unique())
+        rows.append({"strategy": strategy, "group": group, "mean": mean, "ci_low": low, "ci_high": high,
+                     "n_orders": per_order.size, "n_languages": len(languages),
+                     "languages": ", ".join(languages)})
+    columns = ["strategy", "group", "mean", "ci_low", "ci_high", "n_orders", "n_languages", "languages"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def group_difference(measures: pd.DataFrame, by: str, value: str, first: str, second: str, *,
+                     strategy: str, n_resamples: int = 10000) -> dict[str, float]:
+    """Mean of `value` over group `first` minus over group `second`, per order; then summarized.
+
+    Returns ``{"mean", "ci_low", "ci_high", "n"}`` (n = orders where both groups have a value);
+    all NaN with ``n = 0`` when a group is absent.
+    """
+    part = measures[(measures["strategy"] == strategy) & np.isfinite(measures[value].to_numpy(dtype=float))]
+    table = part.groupby(["order", by])[value].mean().unstack(by)
+    if first not in table.columns or second not in table.columns:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    differences = (table[first] - table[second]).dropna().to_numpy(dtype=float)
+    if differences.size == 0:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    return metrics.summarize(differences, n_resamples=n_resamples)
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+# ---------------------------------------------------------------------------------------------
+
+
+def format_interval(mean: float, low: float = float("nan"), high: float = float("nan"), n: int | None = None,
+                    *, digits: int = 3, signed: bool = False) -> str:
+    """``0.667 [0.600, 0.700]``; without an interval, ``0.667 (1 order, no interval)``; NaN -> ``n/a``."""
+    if mean is None or not math.isfinite(mean):
+        return "n/a"
+    sign = "+" if signed else ""
+    text = f"{mean:{sign}.{digits}f}"
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        return f"{text} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+    if n is not None:
+        return f"{text} ({n} order{'s' if n != 1 else ''}, no interval)"
+    return text
+
+
+def display_name(strategy: str) -> str:
+    """The paper's name for its strategies (VANILLA, ...), else the short name from the title."""
+    if strategy in PAPER_NAMES:
+        return PAPER_NAMES[strategy]
+    try:
+        from nbforget.strategies import REGISTRY
+
+        title = REGISTRY[strategy].title
+        return title.split(":")[0].strip() or strategy
+    except Exception:  # noqa: BLE001 - a name is all we need; the registry is optional here
+        return strategy

@@ -1,0 +1,365 @@
+"""Figures of the book. Each function draws on ``ax`` (or a new figure) and returns the Figure.
+
+    plot_score_matrix(matrix, order, *, chance=None, row_labels=None, ax=None)   Figure 7
+    plot_average_over_time(curves, *, chance=None, ax=None)                      Figure 2
+    plot_performance_shift(table, *, ax=None)                                    Figure 3
+    plot_hops_heatmap(table, title, *, ax=None)                                  Figures 5, 6
+    plot_group_comparison(summary, *, points=None, value_label=..., ax=None)     script/family/vitality
+    plot_drift(drift, *, trained=None, ax=None)                                  weights vs the base
+
+New figures are `matplotlib.figure.Figure` objects not registered with pyplot: nothing is shown
+twice in a notebook and nothing accumulates in memory; the caller displays or saves them
+(``fig.savefig(path)``). Figure numbers refer to Khelli et al. (2025).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_score_matrix",
+    "plot_average_over_time",
+    "plot_performance_shift",
+    "plot_hops_heatmap",
+    "plot_group_comparison",
+    "plot_drift",
+    "SHIFT_LABEL",
+]
+
+SHIFT_LABEL = "performance shift\n(negative = training this language\nlowered earlier languages)"
+CHANCE_STYLE = {"color": "0.45", "linestyle": "--", "linewidth": 1.0}
+
+
+def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    figure = Figure(figsize=size, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _label(strategy: str) -> str:
+    from nbforget.analysis import PAPER_NAMES
+
+    return PAPER_NAMES.get(strategy, strategy)
+
+
+# ---------------------------------------------------------------------------------------------
+# score matrix
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_score_matrix(matrix, order: Sequence[str], *, chance: float | None = None,
+                      row_labels: Sequence[str] | None = None, title: str | None = None,
+                      annotate: bool | None = None, ax: Axes | None = None) -> Figure:
+    """Heatmap of the score matrix, as the paper's Figure 7.
+
+    Rows are "after training" step ``i`` (labelled with the language trained, or `row_labels`),
+    columns the evaluated languages in training order, so the diagonal is each language right
+    after it was trained, below it the languages already learned and above it the zero-shot
+    scores. Cells are annotated when the matrix is small enough to read (``annotate=None``:
+    up to 20 columns). `chance` is written in the colour bar label.
+    """
+    import seaborn as sns
+
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim != 2 or values.shape[1] != len(order):
+        raise ValueError(f"matrix of shape {values.shape} does not fit an order of {len(order)} languages")
+    rows = list(row_labels) if row_labels is not None else list(order[: values.shape[0]])
+    if len(rows) != values.shape[0]:
+        raise ValueError(f"{len(rows)} row labels for a matrix with {values.shape[0]} rows")
+    columns = len(order)
+    annotate = columns <= 20 if annotate is None else annotate
+    width = max(4.0, 0.55 * columns + 2.5)
+    height = max(2.0, 0.45 * values.shape[0] + 1.6)
+    figure, ax = _axes(ax, (width, height))
+    frame = pd.DataFrame(values, index=rows, columns=list(order))
+    colour_label = "test score" if chance is None else f"test score (chance = {chance:.3f})"
+    sns.heatmap(frame, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", annot=annotate, fmt=".2f",
+                annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": colour_label}, mask=~np.isfinite(values))
+    if values.shape[0] == values.shape[1]:
+        for i in range(values.shape[0]):  # the just-learned cells
+            ax.add_patch(_cell_outline(i, i))
+    ax.set_xlabel("evaluated language (in training order)")
+    ax.set_ylabel("after training")
+    ax.tick_params(axis="x", labelrotation=90)
+    ax.tick_params(axis="y", labelrotation=0)
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+def _cell_outline(row: int, column: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((column, row), 1, 1, fill=False, edgecolor="white", linewidth=2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# average over time
+# ---------------------------------------------------------------------------------------------
+
+
+def _curves_frame(curves) -> pd.DataFrame:
+    if isinstance(curves, pd.DataFrame):
+        frame = curves.copy()
+    elif isinstance(curves, Mapping):
+        parts = []
+        for strategy, part in curves.items():
+            part = part.copy()
+            part["strategy"] = strategy
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    else:
+        raise TypeError("curves must be a DataFrame (analysis.average_over_time) or a mapping strategy -> frame")
+    if frame.empty:
+        return frame
+    if "languages_seen" not in frame:
+        frame["languages_seen"] = frame["step"] + 1
+    if "joint" not in frame:
+        frame["joint"] = False
+    if "order" not in frame:
+        frame["order"] = "1"
+    return frame
+
+
+def plot_average_over_time(curves, *, chance: float | None = None, ax: Axes | None = None,
+                           title: str | None = None, band: bool = True) -> Figure:
+    """Average score over the languages seen so far against the number learned (Figure 2).
+
+    `curves` is `nbforget.analysis.average_over_time` output (columns strategy, order, step,
+    value, joint), or a mapping strategy -> frame with columns order, step, value. Per strategy
+    the line is the mean over orders (seeds averaged first) with a 95% bootstrap band over orders
+    when there are several; joint training (MULTI) is a dotted horizontal line; chance is a grey
+    dashed line.
+    """
+    from nbforget.metrics import bootstrap_ci
+
+    frame = _curves_frame(curves)
+    figure, ax = _axes(ax, (6.4, 4.0))
+    colours = _palette(frame["strategy"].unique() if not frame.empty else [])
+    maximum = 1
+    for strategy, part in (frame.groupby("strategy", sort=False) if not frame.empty else []):
+        colour = colours[strategy]
+        if part["joint"].any():
+            level = part.groupby("order")["value"].mean().mean()
+            ax.axhline(level, color=colour, linestyle=":", linewidth=2.0, label=f"{_label(strategy)} (joint)")
+            continue
+        per_order = part.groupby(["languages_seen", "order"])["value"].mean().reset_index()
+        steps, means, lows, highs = [], [], [], []
+        for seen, group in per_order.groupby("languages_seen"):
+            mean, low, high = bootstrap_ci(group["value"].to_numpy(), n_resamples=2000)
+            steps.append(seen)
+            means.append(mean)
+            lows.append(low)
+            highs.append(high)
+        maximum = max(maximum, max(steps))
+        ax.plot(steps, means, marker="o", markersize=3.5, color=colour, label=_label(strategy))
+        if band and np.isfinite(lows).any():
+            ax.fill_between(steps, lows, highs, color=colour, alpha=0.18, linewidth=0)
+    if chance is not None:
+        ax.axhline(chance, label=f"chance ({chance:.3f})", **CHANCE_STYLE)
+    ax.set_xlabel("languages learned")
+    ax.set_ylabel("average score over seen languages $P_i$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(range(1, maximum + 1) if maximum <= 20 else np.linspace(1, maximum, 11).round().astype(int))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+def _palette(strategies) -> dict[str, tuple]:
+    import seaborn as sns
+
+    names = list(strategies)
+    colours = sns.color_palette("tab10" if len(names) <= 10 else "tab20", n_colors=max(len(names), 1))
+    return dict(zip(names, colours))
+
+
+# ---------------------------------------------------------------------------------------------
+# performance shift
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_performance_shift(table: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                           sort: bool = True) -> Figure:
+    """Bar per language of its performance shift, with its 95% interval over orders (Figure 3).
+
+    `table` is `nbforget.metrics.per_language_shift` output (index language; columns mean,
+    ci_low, ci_high, n). Languages without a value (trained first in every order) are left out.
+    Negative bars (red) are languages whose training lowered the scores of the earlier ones.
+    """
+    data = table[np.isfinite(table["mean"].to_numpy(dtype=float))]
+    if sort:
+        data = data.sort_values("mean")
+    figure, ax = _axes(ax, (max(4.5, 0.45 * len(data) + 2.5), 4.0))
+    positions = np.arange(len(data))
+    means = data["mean"].to_numpy(dtype=float)
+    colours = np.where(means < 0, "#c0392b", "#2e86c1")
+    ax.bar(positions, means, color=colours, width=0.7)
+    low = data["ci_low"].to_numpy(dtype=float)
+    high = data["ci_high"].to_numpy(dtype=float)
+    has_interval = np.isfinite(low) & np.isfinite(high)
+    if has_interval.any():
+        errors = np.vstack([means - low, high - means])[:, has_interval]
+        ax.errorbar(positions[has_interval], means[has_interval], yerr=errors, fmt="none",
+                    ecolor="black", elinewidth=1.0, capsize=3)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(positions, list(data.index), rotation=90)
+    ax.set_xlabel("language trained")
+    ax.set_ylabel(SHIFT_LABEL, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# hop heatmaps
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_hops_heatmap(table: pd.DataFrame, title: str, *, ax: Axes | None = None,
+                      annotate: bool | None = None, sort: bool = True) -> Figure:
+    """Languages x hop distance heatmap of MFT or MBT (Figures 5 and 6).
+
+    `table` is a `nbforget.metrics.per_language_hops` table (its ``mean`` block is drawn) or a
+    plain languages x h frame. Rows are sorted by the mean over hops, largest first; blue is
+    positive transfer, red negative (the seen-average fell), white zero.
+    """
+    import seaborn as sns
+
+    from nbforget.metrics import sort_by_mean_over_hops
+
+    data = table["mean"] if isinstance(table.columns, pd.MultiIndex) else table
+    if sort:
+        data = sort_by_mean_over_hops(data)
+    data = data.astype(float)
+    finite = data.to_numpy()[np.isfinite(data.to_numpy())]
+    limit = float(np.max(np.abs(finite))) if finite.size else 1.0
+    limit = limit if limit > 0 else 1.0
+    annotate = data.size <= 200 if annotate is None else annotate
+    figure, ax = _axes(ax, (max(5.0, 0.6 * data.shape[1] + 3.0), max(3.0, 0.35 * data.shape[0] + 1.6)))
+    sns.heatmap(data, ax=ax, cmap="RdBu", center=0.0, vmin=-limit, vmax=limit, annot=annotate, fmt=".2f",
+                annot_kws={"fontsize": 7}, linewidths=0.4, linecolor="white", mask=~np.isfinite(data.to_numpy()),
+                cbar_kws={"label": "change of the seen-average\n(negative = it fell)"})
+    ax.set_xlabel("hop distance h")
+    ax.set_ylabel("language (sorted by mean over h)")
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_title(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# groups of languages
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_group_comparison(summary: pd.DataFrame, *, points: pd.DataFrame | None = None,
+                          value_label: str = "score", group_label: str = "group",
+                          group_order: Sequence[str] | None = None, zero_line: bool = False,
+                          chance: float | None = None, ax: Axes | None = None,
+                          title: str | None = None) -> Figure:
+    """Group means with their 95% intervals over orders, per strategy, over per-language points.
+
+    `summary` is `nbforget.analysis.group_summary` output (strategy, group, mean, ci_low,
+    ci_high). `points` (optional) has columns strategy, group, value (and language): one dot per
+    language, its mean over orders, drawn faintly behind the means. Strategies are dodged side by
+    side within each group.
+    """
+    figure, ax = _axes(ax, (6.4, 3.8))
+    groups = list(group_order) if group_order is not None else list(dict.fromkeys(summary["group"]))
+    strategies = list(dict.fromkeys(summary["strategy"]))
+    colours = _palette(strategies)
+    width = 0.8 / max(len(strategies), 1)
+    rng = np.random.default_rng(0)
+    for k, strategy in enumerate(strategies):
+        offset = -0.4 + width * (k + 0.5)
+        part = summary[summary["strategy"] == strategy].set_index("group").reindex(groups)
+        x = np.arange(len(groups)) + offset
+        if points is not None and not points.empty:
+            mine = points[points["strategy"] == strategy]
+            for g, group in enumerate(groups):
+                values = mine.loc[mine["group"] == group, "value"].to_numpy(dtype=float)
+                jitter = rng.uniform(-width / 4, width / 4, size=values.size)
+                ax.scatter(np.full(values.size, g + offset) + jitter, values, s=12, alpha=0.35,
+                           color=colours[strategy], linewidths=0)
+        means = part["mean"].to_numpy(dtype=float)
+        low = part["ci_low"].to_numpy(dtype=float)
+        high = part["ci_high"].to_numpy(dtype=float)
+        ax.scatter(x, means, s=40, color=colours[strategy], label=_label(strategy), zorder=3,
+                   edgecolors="black", linewidths=0.5)
+        interval = np.isfinite(low) & np.isfinite(high) & np.isfinite(means)
+        if interval.any():
+            ax.errorbar(x[interval], means[interval],
+                        yerr=np.vstack([means - low, high - means])[:, interval], fmt="none",
+                        ecolor=colours[strategy], elinewidth=1.5, capsize=3, zorder=2)
+    if zero_line:
+        ax.axhline(0.0, color="black", linewidth=0.8)
+    if chance is not None:
+        ax.axhline(chance, label=f"chance ({chance:.3f})", **CHANCE_STYLE)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=30 if len(groups) > 4 else 0)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.set_xlabel(group_label)
+    ax.set_ylabel(value_label, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    if strategies:
+        ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# drift
+# ---------------------------------------------------------------------------------------------
+
+
+def _layer_key(name: str) -> tuple[int, int, str]:
+    if name == "embeddings":
+        return (0, -1, name)
+    match = re.fullmatch(r"layer\.(\d+)", str(name))
+    if match:
+        return (1, int(match.group(1)), name)
+    return (2, 0, str(name))
+
+
+def plot_drift(drift: pd.DataFrame, *, trained: Sequence[str] | None = None, ax: Axes | None = None,
+               title: str | None = None) -> Figure:
+    """Relative distance of each layer's weights from the base model after every step.
+
+    `drift` has columns step, layer, relative_drift (a run's ``drift.csv``:
+    ``||theta - theta_base|| / ||theta_base||`` per layer). One line per layer, embeddings first;
+    the x axis is labelled with the language trained at each step when `trained` is given.
+    """
+    figure, ax = _axes(ax, (6.4, 3.6))
+    if drift is None or drift.empty:
+        ax.text(0.5, 0.5, "no drift recorded for this run", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return figure
+    layers = sorted(drift["layer"].unique(), key=_layer_key)
+    import seaborn as sns
+
+    colours = dict(zip(layers, sns.color_palette("viridis", n_colors=len(layers))))
+    steps = sorted(drift["step"].unique())
+    for layer in layers:
+        part = drift[drift["layer"] == layer].sort_values("step")
+        ax.plot(part["step"], part["relative_drift"], marker="o", markersize=3, color=colours[layer], label=layer)
+    labels = list(trained) if trained is not None and len(trained) == len(steps) else [str(s) for s in steps]
+    ax.set_xticks(steps, labels, rotation=90 if max(len(label) for label in labels) > 3 else 0)
+    ax.set_xlabel("after training")
+    ax.set_ylabel("relative distance from the base weights")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2 if len(layers) > 6 else 1, loc="best")
+    if title:
+        ax.set_title(title)
+    return figure

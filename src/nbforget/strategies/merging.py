@@ -1,0 +1,244 @@
+"""Experts trained apart from the base weights (study 2): model merging and language-family experts.
+
+The merge math is pure functions on task vectors: dicts of tensors holding an expert's *update*
+tau = theta_expert - theta_base, by parameter name (Ilharco et al. 2023). The merged model is
+theta_base + tau_merged.
+
+- `merge_linear`: tau = (1/n) sum_i tau_i (the average of the experts' weights).
+- `merge_task_arithmetic`: tau = lam * sum_i tau_i.
+- `merge_ties` (Yadav et al. 2023): trim each tau_i to its `density` share of largest magnitudes
+  (over the whole expert), elect each entry's sign as the sign of the sum of the trimmed updates,
+  average the trimmed entries that agree with it (the "disjoint mean"), scale by lam.
+
+These merge the dense weight updates. peft's ``add_weighted_adapter`` is something else: it
+combines the LoRA factors A and B of adapters (e.g. concatenating them, ``"cat"``, or weighting
+them, ``"linear"``), so its result is not the merge of the dense updates B A.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from nbforget import NbforgetError
+from nbforget.models import count_parameters
+from nbforget.strategies.alignment import HEAD, copy_weights, cpu_copy, parameter_group
+from nbforget.strategies.base import Step, Strategy, register
+
+Update = Mapping[str, torch.Tensor]
+
+
+def _check(updates: Sequence[Update]) -> list[str]:
+    if not updates:
+        raise ValueError("nothing to merge: no expert updates given")
+    names = list(updates[0])
+    for index, update in enumerate(updates[1:], start=1):
+        if set(update) != set(names):
+            raise ValueError(f"expert {index} has other parameters than expert 0; experts must share names")
+    return names
+
+
+def merge_linear(updates: Sequence[Update]) -> dict[str, torch.Tensor]:
+    """tau = (1/n) sum_i tau_i."""
+    names = _check(updates)
+    return {n: torch.stack([u[n] for u in updates]).mean(0) for n in names}
+
+
+def merge_task_arithmetic(updates: Sequence[Update], *, lam: float) -> dict[str, torch.Tensor]:
+    """tau = lam * sum_i tau_i (so n identical experts give the expert back with lam = 1/n)."""
+    names = _check(updates)
+    return {n: lam * torch.stack([u[n] for u in updates]).sum(0) for n in names}
+
+
+def trim_threshold(update: Update, density: float) -> float:
+    """The magnitude an entry of `update` needs to survive TIES trimming: the k-th largest |entry|
+    over all its tensors, k = round(density * entries) (at least 1). Entries tied with it are kept."""
+    magnitudes = torch.cat([t.detach().reshape(-1).abs().float() for t in update.values()])
+    keep = min(magnitudes.numel(), max(1, round(density * magnitudes.numel())))
+    return float(torch.kthvalue(magnitudes, magnitudes.numel() - keep + 1).values)
+
+
+def merge_ties(updates: Sequence[Update], *, density: float, lam: float) -> dict[str, torch.Tensor]:
+    """TIES merging: trim, elect sign, disjoint mean, scale by lam.
+
+    For each entry: gamma = sign(sum_i trim(tau_i)); the result is lam times the mean of the trimmed
+    entries with that sign (trimmed-away zeros do not count). An entry whose trimmed sum is exactly
+    0 gets 0. Thresholds are computed per expert first, then one parameter is merged at a time, so
+    no trimmed copy of a whole expert is ever held.
+    """
+    names = _check(updates)
+    thresholds = [trim_threshold(u, density) if density < 1.0 else 0.0 for u in updates]
+    merged = {}
+    for name in names:
+        trimmed = torch.stack([torch.where(u[name].abs() >= t, u[name], torch.zeros_like(u[name]))
+                               for u, t in zip(updates, thresholds)])
+        sign = torch.sign(trimmed.sum(0))
+        agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
+        total = (trimmed * agree).sum(0)
+        merged[name] = lam * total / agree.sum(0).clamp(min=1)
+    return merged
+
+
+def merge_updates(updates: Sequence[Update], *, method: str, lam: float, density: float) -> dict[str, torch.Tensor]:
+    if method == "linear":
+        return merge_linear(updates)
+    if method == "task_arithmetic":
+        return merge_task_arithmetic(updates, lam=lam)
+    if method == "ties":
+        return merge_ties(updates, density=density, lam=lam)
+    raise NbforgetError(f"strategy.merge.method {method!r} unknown; use linear, task_arithmetic or ties")
+
+
+class ExpertStrategy(Strategy):
+    """One working model on the device; experts live on the CPU and are copied into it as needed.
+
+    Every expert starts from what `new_model()` gives (the base encoder and the run seed's fresh
+    head, as MONO's models do), so all heads share one initialisation.
+    """
+
+    def initial_model(self):
+        model = self.context.new_model()
+        self.start = cpu_copy(model)
+        self.encoder = [n for n in self.start if parameter_group(n) != HEAD]
+        self.head = [n for n in self.start if parameter_group(n) == HEAD]
+        return model
+
+    def family(self, language: str) -> str:
+        return self.context.families.get(language) or language
+
+    def expert_key(self, language: str) -> str:
+        return self.family(language)
+
+    def expert_order(self) -> list[str]:
+        """Experts in the order they were first trained (from the languages trained so far)."""
+        return list(dict.fromkeys(self.expert_key(language) for language in self.trained))
+
+    def count(self, model, step: Step):
+        self.trainable_counts[step.label] = count_parameters(model)
+        return model
+
+
+@register
+class Merge(ExpertStrategy):
+    name = "merge"
+    title = "MERGE: merged per-language (or per-family) experts"
+    description = (
+        "Each language (or, with experts=family, each language family, trained on its languages in "
+        "order) gets an expert fine-tuned from the base weights; the experts' encoder updates are "
+        "merged into one model by linear averaging, task arithmetic or TIES, and the experts' heads "
+        "(same label set, same initialisation) are averaged. Each row scores every language with "
+        "the merge of the experts trained so far: the matrix shows what merging would give at each "
+        "step, and the last row is the final merged model."
+    )
+
+    def initial_model(self):
+        model = super().initial_model()
+        self.updates: dict[str, dict[str, torch.Tensor]] = {}  # expert -> encoder update, on the CPU
+        self.heads: dict[str, dict[str, torch.Tensor]] = {}  # expert -> head weights, on the CPU
+        return model
+
+    def expert_key(self, language: str) -> str:
+        return self.family(language) if self.context.config.strategy.merge.experts == "family" else language
+
+    def before_language(self, model, step: Step):
+        key = self.expert_key(step.label)
+        if key in self.updates:  # a family's later language continues that family's expert
+            copy_weights(model, {n: self.start[n] + self.updates[key][n] for n in self.encoder})
+            copy_weights(model, self.heads[key])
+        else:
+            copy_weights(model, self.start)
+        return self.count(model, step)
+
+    def after_language(self, model, step: Step):
+        super().after_language(model, step)
+        key = self.expert_key(step.label)
+        weights = cpu_copy(model)
+        self.updates[key] = {n: weights[n] - self.start[n] for n in self.encoder}
+        self.heads[key] = {n: weights[n] for n in self.head}
+        self.write_merged(model)
+        return model
+
+    def write_merged(self, model) -> None:
+        """Put base + merged update of the experts trained so far, and their mean head, into `model`."""
+        settings = self.context.config.strategy.merge
+        experts = self.expert_order()
+        merged = merge_updates([self.updates[k] for k in experts], method=settings.method, lam=settings.lam,
+                               density=settings.density)
+        copy_weights(model, {n: self.start[n] + merged[n] for n in self.encoder})
+        copy_weights(model, merge_linear([self.heads[k] for k in experts]))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        tensors = {}
+        for kind, store in (("update", self.updates), ("head", self.heads)):
+            for key, values in store.items():
+                tensors.update({f"{kind}/{key}/{n}": v for n, v in values.items()})
+        return tensors
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        loaded: dict[str, dict[str, dict[str, torch.Tensor]]] = {"update": {}, "head": {}}
+        for key, value in tensors.items():
+            kind, expert, name = key.split("/", 2)
+            loaded[kind].setdefault(expert, {})[name] = value
+        self.updates = {k: {n: loaded["update"][k][n] for n in self.encoder} for k in self.expert_order()}
+        self.heads = {k: {n: loaded["head"][k][n] for n in self.head} for k in self.expert_order()}
+
+
+@register
+class FamilyExperts(ExpertStrategy):
+    name = "family_experts"
+    title = "FAMILY EXPERTS: one model per language family"
+    description = (
+        "One expert per language family (WALS): the first language of a family is fine-tuned from the "
+        "base weights, later languages of that family continue its expert. Each language is scored "
+        "with its family's expert; a language whose family has no expert yet is scored with the "
+        "latest trained expert (zero-shot, as MONO does). Experts are kept as weights on the CPU."
+    )
+
+    def initial_model(self):
+        model = super().initial_model()
+        self.experts: dict[str, dict[str, torch.Tensor]] = {}  # family -> all weights, on the CPU
+        self.loaded: str | None = None  # the expert whose weights the working model holds
+        return model
+
+    def load(self, model, key: str):
+        if self.loaded != key:
+            copy_weights(model, self.experts[key])
+            self.loaded = key
+        return model
+
+    def latest(self) -> str:
+        return self.expert_key(self.trained[-1])
+
+    def before_language(self, model, step: Step):
+        key = self.expert_key(step.label)
+        if key in self.experts:
+            self.load(model, key)
+        else:
+            copy_weights(model, self.start)
+        self.loaded = None  # training changes the weights
+        return self.count(model, step)
+
+    def after_language(self, model, step: Step):
+        super().after_language(model, step)
+        key = self.expert_key(step.label)
+        self.experts[key] = cpu_copy(model)
+        self.loaded = key
+        return model
+
+    def model_for(self, model, language: str, step: Step):
+        key = self.expert_key(language)
+        return self.load(model, key if key in self.experts else self.latest())
+
+    def drift_model(self, model):
+        return self.load(model, self.latest())  # the expert this step trained
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {f"expert/{key}/{n}": v for key, values in self.experts.items() for n, v in values.items()}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        loaded: dict[str, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            _, expert, name = key.split("/", 2)
+            loaded.setdefault(expert, {})[name] = value
+        self.experts = {k: {n: loaded[k][n] for n in self.start} for k in self.expert_order()}
+        self.loaded = None
