@@ -242,6 +242,19 @@ def test_serve_book_needs_a_built_book(tmp_path):
             pass
 
 
+def test_install_mathjax_copies_the_script_and_its_fonts_once(tmp_path):
+    from nbforget.book import install_mathjax
+
+    script = install_mathjax(tmp_path / "mathjax")
+    assert script == tmp_path / "mathjax" / "tex-chtml.js" and script.stat().st_size > 100_000
+    fonts = list((tmp_path / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert fonts
+    assert (tmp_path / "mathjax" / "LICENSE").is_file()
+    modified = script.stat().st_mtime_ns
+    assert install_mathjax(tmp_path / "mathjax") == script
+    assert script.stat().st_mtime_ns == modified  # the same version is not copied again
+
+
 # --------------------------------------------------------------------------- the build
 
 
@@ -384,3 +397,4 @@ def test_book_renders_in_a_headless_browser(built_book, browser):
         images = browser.find_elements(By.CSS_SELECTOR, "article img")
         assert images, "the notebook's figure is missing from the page"
         check_page(browser, base_url, "overview")
+

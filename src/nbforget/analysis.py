@@ -3,6 +3,9 @@
 Reading runs (never training):
 
     load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
+    run_summary(run), summary_table(...)  its metrics, recomputed from its scores
+    describe_run(run)                     a paragraph: profile, data, model, order, chance level
+    companion_runs(config, run)           other strategies' runs of the same order and seed
     load_study(config) -> Study           every complete run of a profile, and what is missing
 
 Tables (``study`` is a `Study`; intervals are 95% percentile-bootstrap intervals over language
@@ -53,7 +56,12 @@ __all__ = [
     "Study",
     "load_run",
     "load_study",
+    "run_summary",
+    "summary_table",
     "run_metrics",
+    "describe_run",
+    "matrix_regions",
+    "companion_runs",
     "summarize_over_orders",
     "table1",
     "table2",
@@ -421,41 +429,133 @@ def _final_average(run: RunRecord) -> float:
     return float(np.mean(last)) if np.all(np.isfinite(last)) else float("nan")
 
 
-def run_metrics(study: Study) -> pd.DataFrame:
-    """One row per run: the metrics of its score matrix, its trainable parameters and time.
+def run_summary(run: RunRecord) -> dict:
+    """The metrics of one run's score matrix, its trainable parameters and its time.
 
     Computed here from the scores (not copied from result.json). Metrics a matrix cannot give
     (CBT of joint training, CFT without zero-shot cells) are NaN.
     """
-    rows = []
-    for run in study.runs:
-        row = {
-            "strategy": run.strategy, "order": run.order_spec, "seed": run.seed,
-            "final_average": _final_average(run), "chance": run.chance,
-            "cbt": float("nan"), "cft": float("nan"), "forgetting": float("nan"),
-            "forgetting_max": float("nan"), "fwt": float("nan"),
-        }
-        if run.square:
-            row.update(
-                cbt=_safe(metrics.cbt, run.matrix), cft=_safe(metrics.cft, run.matrix),
-                forgetting=_safe(metrics.forgetting, run.matrix, "learned"),
-                forgetting_max=_safe(metrics.forgetting, run.matrix, "max"),
-            )
-            if run.base is not None:
-                row["fwt"] = _safe(metrics.fwt, run.matrix, run.base)
-        trainable = run.trainable
-        row.update(
-            params_per_step=int(trainable.get("max_per_step", 0)),
-            params_total=int(trainable.get("total", 0)),
-            params_distinct=distinct_parameters(run.strategy, trainable),
-            seconds=float(run.result.get("timings", {}).get("seconds", float("nan"))),
-            run_dir=str(run.run_dir),
+    summary = {
+        "strategy": run.strategy, "order": run.order_spec, "seed": run.seed,
+        "final_average": _final_average(run), "chance": run.chance,
+        "cbt": float("nan"), "cft": float("nan"), "forgetting": float("nan"),
+        "forgetting_max": float("nan"), "fwt": float("nan"),
+    }
+    if run.square:
+        summary.update(
+            cbt=_safe(metrics.cbt, run.matrix), cft=_safe(metrics.cft, run.matrix),
+            forgetting=_safe(metrics.forgetting, run.matrix, "learned"),
+            forgetting_max=_safe(metrics.forgetting, run.matrix, "max"),
         )
-        rows.append(row)
+        if run.base is not None:
+            summary["fwt"] = _safe(metrics.fwt, run.matrix, run.base)
+    trainable = run.trainable
+    summary.update(
+        params_per_step=int(trainable.get("max_per_step", 0)),
+        params_total=int(trainable.get("total", 0)),
+        params_distinct=distinct_parameters(run.strategy, trainable),
+        seconds=float(run.result.get("timings", {}).get("seconds", float("nan"))),
+    )
+    return summary
+
+
+SUMMARY_ROWS = {
+    "final_average": ("final average", "mean score over all languages after the last step; higher is better"),
+    "chance": ("chance level", "score of a uniform guess over the labels"),
+    "cbt": ("CBT", "final minus just-learned score, averaged over earlier languages; negative = forgetting"),
+    "cft": ("CFT", "zero-shot score on languages not yet trained; higher = more forward transfer"),
+    "forgetting": ("forgetting", "just-learned minus final score (Avalanche); positive = forgetting"),
+    "forgetting_max": ("forgetting (max)", "best earlier minus final score (FACIL, mammoth); positive = forgetting"),
+    "fwt": ("FWT", "zero-shot score on the next language minus the base model's; positive = transfer"),
+    "params_per_step": ("trainable parameters per step", "the largest number trained at one step"),
+    "params_distinct": ("trainable parameters (paper's count)", "distinct parameters trained over the run"),
+    "params_total": ("trainable parameters, summed over steps", "what the run's optimizers updated in all"),
+    "seconds": ("seconds", "wall time of the run"),
+}
+"""Rows of `summary_table`: label and reading of each entry of `run_summary`."""
+
+
+def summary_table(summary: dict) -> pd.DataFrame:
+    """`run_summary` as a two-column table (value, how to read it), one row per metric."""
+    rows = []
+    for key, (label, reading) in SUMMARY_ROWS.items():
+        value = summary.get(key, float("nan"))
+        if key.startswith("params"):
+            text = f"{int(value):,}"
+        elif key == "seconds":
+            text = f"{value:.1f}"
+        else:
+            text = "n/a" if not math.isfinite(value) else f"{value:.3f}"
+        rows.append({"metric": label, "value": text, "how to read it": reading})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def run_metrics(study: Study) -> pd.DataFrame:
+    """One row per run of the study: `run_summary` plus the run directory."""
+    rows = [{**run_summary(run), "run_dir": str(run.run_dir)} for run in study.runs]
     columns = ["strategy", "order", "seed", "final_average", "chance", "cbt", "cft", "forgetting",
                "forgetting_max", "fwt", "params_per_step", "params_total", "params_distinct", "seconds",
                "run_dir"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def matrix_regions(matrix) -> dict[str, float]:
+    """Mean score on the diagonal (just learned), below it (learned earlier) and above it (zero-shot).
+
+    NaN where a region is empty or unrecorded.
+    """
+    values = np.asarray(matrix, dtype=float)
+    rows, columns = values.shape
+    i, j = np.indices((rows, columns))
+
+    def mean(mask) -> float:
+        cells = values[mask & np.isfinite(values)]
+        return float(cells.mean()) if cells.size else float("nan")
+
+    return {"diagonal": mean(i == j), "below": mean(j < i), "above": mean(j > i)}
+
+
+DATASETS = {
+    "sib200": "SIB-200 topic classification (FLORES-200 sentences)",
+    "xsid": "xSID slot filling",
+    "massive": "MASSIVE slot filling",
+}
+
+
+def describe_run(run: RunRecord) -> str:
+    """A paragraph of Markdown: profile, data, model, order, seed, score and chance level."""
+    config = run.config or {}
+    model = config.get("model", {}).get("name", "?")
+    dataset = config.get("dataset", "?")
+    train = config.get("train", {})
+    caps = []
+    if train.get("max_train_examples"):
+        caps.append(f"at most {train['max_train_examples']} training examples")
+    if train.get("max_eval_examples"):
+        caps.append(f"{train['max_eval_examples']} test examples")
+    cap_text = f" ({' and '.join(caps)} per language)" if caps else ""
+    chance = run.chance
+    chance_text = (f"chance level (a uniform guess) is {chance:.3f}" if math.isfinite(chance) and chance > 0
+                   else "there is no chance level for this score")
+    steps = " → ".join(run.order)
+    return (f"Profile `{config.get('profile', '?')}`: {DATASETS.get(dataset, dataset)}{cap_text}, "
+            f"model `{model}`. Order `{run.order_spec}`: {steps}; seed {run.seed}. "
+            f"Every cell is the test {run.metric.replace('_', ' ')} of one language; the {chance_text}.")
+
+
+def companion_runs(config: RunConfig, run: RunRecord, strategies: Iterable[str] = ("multi",)) -> list[RunRecord]:
+    """Complete runs of other `strategies` with the same profile, order and seed as `run`."""
+    found = []
+    for strategy in strategies:
+        if strategy == run.strategy:
+            continue
+        folder = run.run_dir.parent.parent.parent / strategy / run.run_dir.parent.name / run.run_dir.name
+        status = folder / "status"
+        if status.exists() and status.read_text().strip() == "complete":
+            record = load_run(folder)
+            if record.order == run.order:
+                found.append(record)
+    return found
 
 
 def _per_order(frame: pd.DataFrame, values: Sequence[str], by: Sequence[str]) -> pd.DataFrame:

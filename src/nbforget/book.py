@@ -66,7 +66,7 @@ _PROBLEM = re.compile(r"\b(?:WARNING|ERROR|CRITICAL|SEVERE):|^Traceback|^\w+(?:E
 MATHJAX_DISTRIBUTION = "django-static-mathjax"
 MATHJAX_ROOT = "mathjax/static/mathjax"  # inside the distribution
 # What tex-chtml.js loads: itself, the TeX extensions it autoloads, the CHTML fonts, and the
-# menu's optional accessibility parts (explorer, speech rules); about 8 MB of the 35 MB package.
+# menu's optional accessibility parts (explorer, speech rules): about 7 MB of the 35 MB package.
 MATHJAX_PARTS = (
     "es5/tex-chtml.js",
     "es5/input/tex/extensions",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import warnings
 from pathlib import Path
 
 from nbforget.config import REPO_ROOT, RunConfig, load_config
@@ -36,6 +37,10 @@ __all__ = [
     "record_summary",
     "read_summary",
 ]
+
+# Progress bars in a kernel without ipywidgets fall back to text; tqdm says so on every import,
+# which would print the same warning on every page of the book.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 RUNS_DIR_ENV = "NBFORGET_RUNS_DIR"
 SUMMARY_FILE = "notebook_summary.json"
@@ -84,7 +89,8 @@ def versions_table(run_dir: str | Path | None = None, **extra: object):
 
     rows = {name: (value or "not installed") for name, value in versions().items()}
     if run_dir is not None:
-        rows["run directory"] = str(run_dir)
+        path = Path(run_dir).resolve()
+        rows["run directory"] = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
     rows.update({name: str(value) for name, value in extra.items()})
     return pd.DataFrame({"value": rows}).rename_axis("")
 

@@ -7,8 +7,8 @@
     plot_group_comparison(summary, *, points=None, value_label=..., ax=None)     script/family/vitality
     plot_drift(drift, *, trained=None, ax=None)                                  weights vs the base
 
-New figures are `matplotlib.figure.Figure` objects not registered with pyplot: nothing is shown
-twice in a notebook and nothing accumulates in memory; the caller displays or saves them
+A new figure is closed in pyplot before it is returned: a notebook shows it once (as the value
+of the cell) and figures do not accumulate in memory; the caller displays or saves it
 (``fig.savefig(path)``). Figure numbers refer to Khelli et al. (2025).
 """
 from __future__ import annotations
@@ -38,8 +38,11 @@ CHANCE_STYLE = {"color": "0.45", "linestyle": "--", "linewidth": 1.0}
 def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    figure = Figure(figsize=size, layout="constrained")
-    return figure, figure.add_subplot()
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=size, layout="constrained")
+    plt.close(figure)  # returned, not shown: a notebook displays it once, as the cell's result
+    return figure, ax
 
 
 def _label(strategy: str) -> str:
