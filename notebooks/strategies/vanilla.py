@@ -64,14 +64,18 @@ plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run
 
 # %%
 regions = analysis.matrix_regions(run.matrix)
-display(Markdown(
-    f"Mean score on the diagonal (just learned): {regions['diagonal']:.3f}; below it (learned "
-    f"earlier): {regions['below']:.3f}; above it (not trained yet): {regions['above']:.3f}; "
-    f"chance: {run.chance:.3f}. "
-    + ("Earlier languages score lower than right after they were learned: the model forgot part of them."
-       if regions["below"] < regions["diagonal"] else
-       "Earlier languages score at least as well as right after they were learned: no forgetting in this run.")
-))
+if run.square:
+    display(Markdown(
+        f"Mean score on the diagonal (just learned): {regions['diagonal']:.3f}; below it (learned "
+        f"earlier): {regions['below']:.3f}; above it (not trained yet): {regions['above']:.3f}; "
+        f"chance: {run.chance:.3f}. "
+        + ("Earlier languages score lower than right after they were learned: the model forgot part of them."
+           if regions["below"] < regions["diagonal"] else
+           "Earlier languages score at least as well as right after they were learned: no forgetting in this run.")
+    ))
+else:
+    display(Markdown(f"One row: the model after training on all languages at once. Its mean score is "
+                     f"{run.matrix[-1].mean():.3f}; chance: {run.chance:.3f}."))
 
 # %% [markdown]
 # ## 3. Average score over the languages seen

@@ -22,6 +22,8 @@ orders, `nbforget.metrics.bootstrap_ci`; seeds of one order are averaged first):
     language_measures(study)              per run and language: final, forgetting, shift, MFT, MBT
     group_summary(measures, by, value)    a measure per group (script, family, vitality)
     group_difference(...)                 one group minus another, over orders
+    group_table(measures, by, values)     several measures per group, as text with intervals
+    group_points(measures, by, value)     per-language points for the group figures
 
 The paper (Khelli et al. 2025, "What Causes Knowledge Loss in Multilingual Language Models?"):
 
@@ -31,6 +33,9 @@ The paper (Khelli et al. 2025, "What Causes Knowledge Loss in Multilingual Langu
     PAPER_CLAIMS                          section 5: script, family, vitality, single languages
     paper_row(strategy, rank)             the row of Table 1 (and 2) a strategy is compared with
     paper_table1(), paper_table2()        the tables as DataFrames, F1 as a fraction
+
+Side by side: `table1_comparison(study)`, `table2_comparison(study)`, `ranking_agreement(ours,
+paper)`, `paper_final_scores(study)`, `scale_statement(study)`.
 
 Formatting: `format_interval(mean, low, high, n)` and `display_name(strategy)`.
 """
@@ -72,6 +77,14 @@ __all__ = [
     "language_measures",
     "group_summary",
     "group_difference",
+    "group_table",
+    "group_points",
+    "sequential_strategies",
+    "table1_comparison",
+    "table2_comparison",
+    "ranking_agreement",
+    "paper_final_scores",
+    "scale_statement",
     "format_interval",
     "display_name",
     "PaperRow",
@@ -230,11 +243,13 @@ def paper_table2() -> pd.DataFrame:
 # reading runs
 # ---------------------------------------------------------------------------------------------
 
-SEPARATE_PARAMETERS = {"mono", "nonshared_lora"}
-"""Strategies whose steps train separate copies (a model or an adapter per language): their
-distinct trainable parameters are the sum over steps. Every other strategy trains one set of
-parameters again and again, so its distinct count is the largest step's. This is how the paper's
-Table 1 counts (MONO 52 x 278M; VANILLA 278M)."""
+SEPARATE_PARAMETERS = {"mono": "language", "nonshared_lora": "language", "family_experts": "family",
+                       "merge": "strategy.merge.experts"}
+"""Strategies that train separate copies of their parameters, and per what: one copy per
+language, per language family, or as a setting of the run says. Their distinct trainable
+parameters are one step's count times the number of copies. Every other strategy trains one
+set of parameters again and again, so its distinct count is the largest step's. This is how the
+paper's Table 1 counts (MONO: 52 x 278M; VANILLA: 278M)."""
 
 
 @dataclass
@@ -417,11 +432,25 @@ def _safe(function, *args) -> float:
         return float("nan")
 
 
-def distinct_parameters(strategy: str, trainable: dict) -> int:
-    """Trainable parameters counted as the paper counts them (see `SEPARATE_PARAMETERS`)."""
-    if strategy in SEPARATE_PARAMETERS:
-        return int(trainable.get("total", 0))
-    return int(trainable.get("max_per_step", 0))
+def distinct_parameters(run: RunRecord) -> int:
+    """Trainable parameters of a run counted as the paper counts them (see `SEPARATE_PARAMETERS`)."""
+    trainable = run.trainable
+    per_step = int(trainable.get("max_per_step", 0))
+    unit = SEPARATE_PARAMETERS.get(run.strategy)
+    if unit is None:
+        return per_step
+    if unit.startswith("strategy."):
+        setting = run.config
+        for part in unit.split("."):
+            setting = setting.get(part, {}) if isinstance(setting, dict) else {}
+        unit = setting if isinstance(setting, str) else "language"
+    if unit == "family":
+        from nbforget.languages import get_language
+
+        copies = len({get_language(language).family for language in run.order})
+    else:
+        copies = len(run.order)
+    return per_step * copies
 
 
 def _final_average(run: RunRecord) -> float:
@@ -453,7 +482,7 @@ def run_summary(run: RunRecord) -> dict:
     summary.update(
         params_per_step=int(trainable.get("max_per_step", 0)),
         params_total=int(trainable.get("total", 0)),
-        params_distinct=distinct_parameters(run.strategy, trainable),
+        params_distinct=distinct_parameters(run),
         seconds=float(run.result.get("timings", {}).get("seconds", float("nan"))),
     )
     return summary
@@ -744,6 +773,7 @@ def _language_facts(locales: Iterable[str], buckets) -> pd.DataFrame:
             "latin": "Latin" if language.latin else "non-Latin", "family": language.family,
             "genus": language.genus, "joshi_class": language.joshi_class,
             "vitality": _vitality_of(locale, buckets),
+            "paper_family_group": paper_family_group(language.genus, language.family),
         })
     return pd.DataFrame(rows)
 
@@ -759,13 +789,25 @@ MEASURES = {
 """The per-language measures of `language_measures`, with the reading of their sign."""
 
 
+def paper_family_group(genus: str | None, family: str | None) -> str:
+    """The paper's section 5.3 contrast: Romance and Germanic languages, the distant families
+    it names (Sino-Tibetan, Austro-Asiatic, Afro-Asiatic), or neither."""
+    claims = PAPER_CLAIMS["family"]
+    if genus in claims["strong"]:
+        return "Romance or Germanic"
+    if family in claims["poor"]:
+        return "Sino-Tibetan, Austro-Asiatic or Afro-Asiatic"
+    return "other"
+
+
 def language_measures(study: Study, strategies: Iterable[str] | None = None, *, max_hop: int = 9) -> pd.DataFrame:
     """Per strategy, order (seeds averaged) and language: the measures of `MEASURES`, plus facts.
 
     Columns: ``strategy``, ``order``, ``language``, ``position``, the measures (NaN where a formula
     is undefined: forgetting of the last language, shift of the first, every measure but
     ``final`` for joint training), and ``name``, ``script``, ``latin`` ("Latin"/"non-Latin"),
-    ``family``, ``genus``, ``joshi_class``, ``vitality``.
+    ``family``, ``genus``, ``joshi_class``, ``vitality``, ``paper_family_group`` (see
+    `paper_family_group`).
     """
     names = list(strategies) if strategies is not None else study.strategies
     rows = []
@@ -857,22 +899,198 @@ def group_difference(measures: pd.DataFrame, by: str, value: str, first: str, se
     return metrics.summarize(differences, n_resamples=n_resamples)
 
 
+def group_table(measures: pd.DataFrame, by: str, values: Sequence[str], *,
+                strategies: Iterable[str] | None = None, group_order: Sequence[str] | None = None,
+                n_resamples: int = 10000) -> pd.DataFrame:
+    """`group_summary` of several measures as one table of text: strategies x (measure, group).
+
+    Cells read ``mean [low, high]`` (95% interval over orders) and name the number of languages in
+    the group when it is one (a group of one language is a single language, not a group).
+    """
+    frames = []
+    for value in values:
+        summary = group_summary(measures, by, value, strategies=strategies, n_resamples=n_resamples)
+        if summary.empty:
+            continue
+        signed = value not in ("final", "learned")
+        summary["text"] = [
+            format_interval(row["mean"], row["ci_low"], row["ci_high"], int(row["n_orders"]), signed=signed)
+            + (f"; only {row['languages']}" if row["n_languages"] == 1 else "")
+            for _, row in summary.iterrows()
+        ]
+        summary["measure"] = value
+        frames.append(summary)
+    if not frames:
+        return pd.DataFrame()
+    long = pd.concat(frames, ignore_index=True)
+    long["strategy"] = [display_name(name) for name in long["strategy"]]
+    table = long.pivot_table(index="strategy", columns=["measure", "group"], values="text", aggfunc="first", sort=False)
+    groups = list(group_order) if group_order is not None else list(dict.fromkeys(long["group"]))
+    columns = [(value, group) for value in values for group in groups if (value, group) in table.columns]
+    order = list(dict.fromkeys(long["strategy"]))
+    return table.reindex(index=order, columns=pd.MultiIndex.from_tuples(columns, names=["measure", by]))
+
+
+def group_points(measures: pd.DataFrame, by: str, value: str, *,
+                 strategies: Iterable[str] | None = None) -> pd.DataFrame:
+    """One point per strategy and language: the language's `value` averaged over orders.
+
+    Columns ``strategy``, ``group``, ``language``, ``value`` (for `plots.plot_group_comparison`).
+    """
+    frame = measures if strategies is None else measures[measures["strategy"].isin(list(strategies))]
+    frame = frame[np.isfinite(frame[value].to_numpy(dtype=float)) & frame[by].notna()]
+    points = frame.groupby(["strategy", by, "language"], sort=False)[value].mean().reset_index()
+    return points.rename(columns={by: "group", value: "value"})
+
+
+def sequential_strategies(study: Study) -> list[str]:
+    """Strategies with square score matrices (every language scored after every step)."""
+    return [name for name in study.strategies if order_matrices(study, name)[0]]
+
+
+# ---------------------------------------------------------------------------------------------
+# side by side with the paper
+# ---------------------------------------------------------------------------------------------
+
+
+def _lora_rank(study: Study) -> int:
+    return int(study.config.strategy.lora.rank)
+
+
+def _paper_label(row: PaperRow | None) -> str:
+    if row is None:
+        return "not in the paper"
+    return row.method + (f" (r = {row.rank})" if row.rank is not None else "")
+
+
+def table1_comparison(study: Study) -> pd.DataFrame:
+    """Our Table 1 beside the paper's, as text: one row per strategy with complete runs.
+
+    Ours: trainable parameters as the paper counts them, final average with its interval over
+    orders, and the final average by vitality bucket. The paper's: parameters (millions) and F1
+    as a fraction (its percent / 100) overall and by vitality, from the row `paper_row` picks.
+    """
+    ours = table1(study)
+    if ours.empty:
+        return pd.DataFrame()
+    buckets = list(study.config.vitality_buckets)
+    rows = {}
+    for strategy, row in ours.iterrows():
+        paper = paper_row(strategy, _lora_rank(study))
+        entry = {
+            ("ours", "trainable parameters"): f"{int(row['params_distinct']):,}",
+            ("ours", "final average"): format_interval(row["final_average"], row["final_average_low"],
+                                                       row["final_average_high"], int(row["n_orders"])),
+        }
+        for bucket in buckets:
+            entry[("ours", bucket)] = format_interval(row[bucket]) if math.isfinite(row[bucket]) else "no language"
+        entry[("paper", "method")] = _paper_label(paper)
+        entry[("paper", "params (M)")] = f"{paper.params_m:,.2f}" if paper else ""
+        entry[("paper", "F1")] = f"{paper.f1 / 100:.3f}" if paper else ""
+        for bucket in ("low", "mid", "high"):
+            entry[("paper", bucket)] = f"{getattr(paper, bucket) / 100:.3f}" if paper else ""
+        rows[display_name(strategy)] = entry
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame.index.name = "strategy"
+    return frame
+
+
+def table2_comparison(study: Study) -> pd.DataFrame:
+    """Our CBT, CFT and forgetting (intervals over orders) beside the paper's Table 2, as text."""
+    ours = table2(study)
+    if ours.empty:
+        return pd.DataFrame()
+    rows = {}
+    for strategy, row in ours.iterrows():
+        paper = paper_row(strategy, _lora_rank(study))
+        reported = PAPER_TABLE2.get((paper.method, paper.rank)) if paper else None
+        n = int(row["n_orders"])
+        rows[display_name(strategy)] = {
+            ("ours", "CBT"): format_interval(row["cbt"], row["cbt_low"], row["cbt_high"], n, signed=True),
+            ("ours", "CFT"): format_interval(row["cft"], row["cft_low"], row["cft_high"], n),
+            ("ours", "forgetting"): format_interval(row["forgetting"], row["forgetting_low"],
+                                                    row["forgetting_high"], n, signed=True),
+            ("paper", "method"): _paper_label(paper) if reported else "not in Table 2",
+            ("paper", "CBT"): f"{reported[0]:+.2f}" if reported else "",
+            ("paper", "CFT"): f"{reported[1]:.2f}" if reported else "",
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame.index.name = "strategy"
+    return frame
+
+
+def ranking_agreement(ours: dict[str, float], paper: dict[str, float]) -> tuple[int, int]:
+    """Pairs of strategies ranked the same way here and in the paper: ``(agreeing, pairs)``.
+
+    Only strategies present (and finite) in both mappings count; ties count as disagreement.
+    """
+    names = [name for name in ours if name in paper and math.isfinite(ours[name]) and math.isfinite(paper[name])]
+    agreeing = pairs = 0
+    for index, first in enumerate(names):
+        for second in names[index + 1:]:
+            pairs += 1
+            if (ours[first] - ours[second]) * (paper[first] - paper[second]) > 0:
+                agreeing += 1
+    return agreeing, pairs
+
+
+def paper_final_scores(study: Study) -> dict[str, float]:
+    """The paper's F1 (as a fraction) of each of our strategies it ran."""
+    found = {}
+    for strategy in study.strategies:
+        row = paper_row(strategy, _lora_rank(study))
+        if row is not None:
+            found[strategy] = row.f1 / 100
+    return found
+
+
+def scale_statement(study: Study) -> str:
+    """A paragraph of Markdown: our setting against the paper's, and what can be compared."""
+    config = study.config
+    parameters = None
+    for run in study.runs:
+        if run.strategy in ("vanilla", "multi"):
+            parameters = int(run.trainable.get("max_per_step", 0)) or None
+            break
+    size = f" with {parameters:,} trainable parameters (encoder and head)" if parameters else ""
+    metric = (study.metric or "the primary score").replace("_", " ")
+    return (
+        f"**Scale.** These runs use the `{config.model.name}` model{size}, trained on "
+        f"{DATASETS.get(config.dataset, config.dataset)} in {len(config.languages)} languages "
+        f"({', '.join(config.languages)}), {len(study.orders) or len(config.orders)} language order(s) "
+        f"and {len(config.seeds)} seed(s); every score is {metric}. The paper's setting: {PAPER_SETTING}. "
+        "Levels of scores are therefore not comparable between the two; what can be compared is the "
+        "direction of each effect (does a strategy forget at all, does one group of languages forget more) "
+        "and the ranking of the strategies. With one order there is no interval, and a difference between "
+        "single languages is not evidence of a difference between groups."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # formatting
 # ---------------------------------------------------------------------------------------------
 
 
 def format_interval(mean: float, low: float = float("nan"), high: float = float("nan"), n: int | None = None,
-                    *, digits: int = 3, signed: bool = False) -> str:
-    """``0.667 [0.600, 0.700]``; without an interval, ``0.667 (1 order, no interval)``; NaN -> ``n/a``."""
+                    *, digits: int = 3, signed: bool = False, prose: bool = False) -> str:
+    """A mean with its interval, for tables or (``prose=True``) for sentences; NaN gives ``n/a``.
+
+    Tables: ``0.667 [0.600, 0.700]``, or ``0.667 (1 order, no interval)``. Sentences:
+    ``0.667, 95% interval 0.600 to 0.700``, or ``0.667, from 1 order without an interval``.
+    """
     if mean is None or not math.isfinite(mean):
         return "n/a"
     sign = "+" if signed else ""
     text = f"{mean:{sign}.{digits}f}"
     if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        if prose:
+            return f"{text}, 95% interval {low:{sign}.{digits}f} to {high:{sign}.{digits}f}"
         return f"{text} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
     if n is not None:
-        return f"{text} ({n} order{'s' if n != 1 else ''}, no interval)"
+        orders = f"{n} order{'s' if n != 1 else ''}"
+        return f"{text}, from {orders} without an interval" if prose else f"{text} ({orders}, no interval)"
     return text
 
 

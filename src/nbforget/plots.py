@@ -6,6 +6,7 @@
     plot_hops_heatmap(table, title, *, ax=None)                                  Figures 5, 6
     plot_group_comparison(summary, *, points=None, value_label=..., ax=None)     script/family/vitality
     plot_drift(drift, *, trained=None, ax=None)                                  weights vs the base
+    message_figure(text)                                                         why there is no plot
 
 A new figure is closed in pyplot before it is returned: a notebook shows it once (as the value
 of the cell) and figures do not accumulate in memory; the caller displays or saves it
@@ -28,6 +29,7 @@ __all__ = [
     "plot_hops_heatmap",
     "plot_group_comparison",
     "plot_drift",
+    "message_figure",
     "SHIFT_LABEL",
 ]
 
@@ -49,6 +51,14 @@ def _label(strategy: str) -> str:
     from nbforget.analysis import PAPER_NAMES
 
     return PAPER_NAMES.get(strategy, strategy)
+
+
+def message_figure(text: str, *, ax: Axes | None = None) -> Figure:
+    """A small figure that says why there is no plot (e.g. no complete run yet)."""
+    figure, ax = _axes(ax, (6.4, 1.2))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    ax.set_axis_off()
+    return figure
 
 
 # ---------------------------------------------------------------------------------------------
