@@ -447,9 +447,10 @@ def test_frozen_layers_are_unchanged_after_an_engine_step(quick_config):
     from nbforget.runs import RunStore
 
     config = quick_config({"strategy": {"freeze": {"after_first": False, "embeddings": True, "layers": [0]}}})
-    path = run_strategy(config, "freeze", progress=False, stop_after=1)
-    checkpoint = RunStore(config.runs_path, config.profile, "freeze", config.orders[0], config.seeds[0]).load_checkpoint()
-    assert path.exists() and checkpoint is not None
+    path = run_strategy(config, "freeze", progress=False, stop_after=1)  # one step, then a checkpoint
+    store = RunStore(config.runs_path, config.profile, "freeze", config.orders[0], config.seeds[0])
+    checkpoint = store.load_checkpoint()
+    assert store.path == path and checkpoint is not None
     prepared = prepare(config, progress=False)
     base = RunContext(config, prepared.kind, prepared.labels, prepared.base_source, config.seeds[0], CPU).new_model()
     groups = by_group(weights(base))

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 
 from nbforget.cli import _overrides, main
+from nbforget.config import REPO_ROOT
 from nbforget.languages import LANGUAGES
 from nbforget.strategies import REGISTRY
 
-from conftest import QUICK_PROFILE
+QUICK_PROFILE = REPO_ROOT / "params" / "profiles" / "quick.yaml"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from nbforget import NbforgetError
-from nbforget.config import DEFAULTS_FILE, PARAMS_DIR, RunConfig, load_config
+from nbforget.config import DEFAULTS_FILE, PARAMS_DIR, REPO_ROOT, RunConfig, load_config
 
-from conftest import QUICK_PROFILE
+QUICK_PROFILE = REPO_ROOT / "params" / "profiles" / "quick.yaml"
 
 
 def write_profile(folder: Path, text: str, name: str = "trial.yaml") -> Path:

@@ -154,7 +154,8 @@ def package_tokenize(tmp_path_factory, bundle):
     )
     lib_path = build / "shim.so"
     result = subprocess.run(
-        [compiler, "-O1", "-shared", "-fPIC", f"-I{pkg}", "-o", str(lib_path), str(build / "shim.c"), "-lm"],
+        [compiler, "-O1", "-shared", "-fPIC", f"-I{pkg}", "-o", str(lib_path),
+         str(build / "shim.c"), "-lm"],
         capture_output=True,
         text=True,
     )
@@ -276,7 +277,7 @@ def test_scripts_covered(sentences):
 
 def test_token_ids_match_the_package(e5, package_tokenize, flat_sentences):
     if package_tokenize is None:
-        pytest.skip("no C compiler to build the package's tokenizer; token counts are still compared")
+        pytest.skip("no C compiler to build the package's tokenizer (token counts are compared)")
     _, tokenizer = e5
     texts = [QUERY_PREFIX + s for s in flat_sentences]
     ours = tokenizer(texts)["input_ids"]
@@ -300,13 +301,14 @@ def test_sentence_embeddings_match_the_package(e5, engine, sentences, prefix):
 
     model, tokenizer = e5
     # four sentences per language for queries, one for passages (CPU time)
-    texts = [s for group in sentences.values() for s in group[: 4 if prefix == QUERY_PREFIX else 1]]
+    per_language = 4 if prefix == QUERY_PREFIX else 1
+    texts = [s for group in sentences.values() for s in group[:per_language]]
     ours = embed_texts(model, tokenizer, texts, prefix=prefix).numpy()
     theirs = engine.query(texts) if prefix == QUERY_PREFIX else engine.passage(texts)
     assert ours.shape == theirs.shape == (len(texts), 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-4)
     cosine = (ours * theirs).sum(1) / np.linalg.norm(theirs, axis=1)
-    print(f"\n{prefix!r}: min cosine {cosine.min():.5f}, mean {cosine.mean():.5f} over {len(texts)}")
+    print(f"\n{prefix!r}: cosine min {cosine.min():.5f} mean {cosine.mean():.5f} ({len(texts)})")
     assert cosine.min() >= 0.99
     # and the embeddings keep their meaning: each sentence is nearest to its own
     assert (np.argmax(ours @ theirs.T, axis=1) == np.arange(len(texts))).all()

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from nbforget import NbforgetError, cli, engine
+from nbforget.config import REPO_ROOT
 from nbforget.data import load_task
 from nbforget.data.types import CLASSIFICATION, TAGGING, Example, LanguageTask
 from nbforget.engine import language_seed, prepare, run_strategy
@@ -32,7 +33,7 @@ from nbforget.runs import RunStore, score_matrix
 from nbforget.strategies import REGISTRY, RunContext
 from nbforget.train import IGNORE, collate, encode, length_grouped_batches
 
-from conftest import QUICK_PROFILE
+QUICK_PROFILE = REPO_ROOT / "params" / "profiles" / "quick.yaml"
 
 STRATEGIES = sorted(REGISTRY)
 
@@ -77,6 +78,7 @@ def assert_same_run(path: Path, reference: Path) -> None:
 # ----------------------------------------------------------------------------- every strategy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_strategy_runs_to_a_complete_score_matrix(quick_runs, strategy):
     path = quick_runs.path(strategy)
@@ -118,6 +120,7 @@ def test_strategy_runs_to_a_complete_score_matrix(quick_runs, strategy):
     assert not [p for p in path.rglob(".*")], "temporary files left behind"
 
 
+@pytest.mark.slow
 def test_lora_strategies_train_fewer_parameters(quick_runs):
     full = json.loads((quick_runs.path("vanilla") / "result.json").read_text())["trainable_parameters"]
     for strategy in (name for name in STRATEGIES if REGISTRY[name].uses_lora):
@@ -125,6 +128,7 @@ def test_lora_strategies_train_fewer_parameters(quick_runs):
         assert lora["max_per_step"] < full["max_per_step"] / 5, strategy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_complete_run_is_skipped(quick_runs, strategy, monkeypatch):
     path = quick_runs.path(strategy)
@@ -140,6 +144,7 @@ def test_complete_run_is_skipped(quick_runs, strategy, monkeypatch):
     assert snapshot(path) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_resume_after_stop_matches_uninterrupted_run(quick_runs, quick_config, strategy):
     config = quick_config()
@@ -154,6 +159,7 @@ def test_resume_after_stop_matches_uninterrupted_run(quick_runs, quick_config, s
     assert_same_run(path, quick_runs.path(strategy))
 
 
+@pytest.mark.slow
 def test_changed_config_does_not_resume_an_unfinished_run(quick_config):
     runs = quick_config().runs_path
     run_strategy(quick_config(), "vanilla", progress=False, stop_after=1)
@@ -178,6 +184,7 @@ def wait_for_steps(process: subprocess.Popen, progress_file: Path, steps: int, t
     return 0
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(quick_runs, tmp_path):
     runs = tmp_path / "runs"
     script = Path(sys.executable).with_name("nbforget")
@@ -209,6 +216,7 @@ def test_resume_after_kill_matches_uninterrupted_run(quick_runs, tmp_path):
 # ----------------------------------------------------------------------------- strategy properties
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["mono", "nonshared_lora"])
 def test_own_model_scores_do_not_depend_on_position(quick_runs, strategy):
     """A language's own model (MONO) or adapter (NON-SHARED LoRA) starts from the same weights at
@@ -231,6 +239,7 @@ def test_own_model_scores_do_not_depend_on_position(quick_runs, strategy):
         assert own[first] == own[second], language
 
 
+@pytest.mark.slow
 def test_nonshared_lora_leaves_base_weights_bitwise_unchanged(quick_config):
     config = quick_config()
     path = run_strategy(config, "nonshared_lora", progress=False, stop_after=2)
@@ -275,6 +284,7 @@ def test_capped_splits_are_evenly_spaced_and_keep_every_label():
     assert engine._limit(task, None, None) is task
 
 
+@pytest.mark.slow
 def test_quick_profile_test_splits_hold_several_labels(quick_config):
     config = quick_config()
     prepared = prepare(config, progress=False)

@@ -146,7 +146,8 @@ for strategy in study.strategies:
     for value in ("final", "mbt_mean"):
         difference = analysis.group_difference(measures, "indo_european", value, "Indo-European", "other families",
                                                strategy=strategy)
-        rows.append({"strategy": analysis.display_name(strategy), "measure": value,
+        rows.append({"strategy": analysis.display_name(strategy),
+                     "measure": {"final": "final score", "mbt_mean": "MBT, mean over h"}[value],
                      "Indo-European minus others": analysis.format_interval(
                          difference["mean"], difference["ci_low"], difference["ci_high"], difference["n"], signed=True)})
 (pd.DataFrame(rows).pivot(index="strategy", columns="measure", values="Indo-European minus others")

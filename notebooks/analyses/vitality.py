@@ -94,7 +94,8 @@ else:
 if not summary.empty:
     filled = [b for b in BUCKETS if (summary["group"] == b).any()]
     if len(filled) >= 2:
-        means = summary.pivot(index="strategy", columns="group", values="mean").reindex(columns=filled)
+        means = (summary.pivot(index="strategy", columns="group", values="mean")
+                 .reindex(index=[s for s in study.strategies if s in set(summary["strategy"])], columns=filled))
         best = means.idxmax(axis=1)
         worst = means.idxmin(axis=1)
         sentences = ["Best bucket per strategy here: "
@@ -146,8 +147,10 @@ sentences = []
 for strategy in sequential:
     part = mbt[mbt["strategy"] == strategy].set_index("group")["mean"].dropna()
     if len(part) >= 2 and "high" in part.index:
-        lowest = part.idxmin()
-        sentences.append(f"{analysis.display_name(strategy)}: lowest MBT in the {lowest} bucket")
+        tied = part.index[part == part.min()]
+        lowest = tied[0] if len(tied) == 1 else "tie of " + " and ".join(tied)
+        sentences.append(f"{analysis.display_name(strategy)}: lowest MBT in the {lowest} bucket"
+                         if len(tied) == 1 else f"{analysis.display_name(strategy)}: no lowest bucket ({lowest})")
         checks.append((f"high vitality has the most negative MBT ({analysis.display_name(strategy)})", "yes",
                        f"lowest: {lowest}", "agrees" if lowest == "high" else "disagrees"))
     difference = analysis.group_difference(measures, "vitality", "mft_mean", "high", "mid", strategy=strategy)

@@ -116,7 +116,10 @@ class RunConfig:
     languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
     orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
     seeds: list[int] = field(default_factory=lambda: [0])
-    strategies: list[str] = field(default_factory=lambda: ["multi", "mono", "vanilla", "shared_lora", "nonshared_lora"])
+    strategies: list[str] = field(default_factory=lambda: [
+        "multi", "mono", "vanilla", "shared_lora", "nonshared_lora",
+        "freeze", "l2sp", "ewc", "reversion", "merge", "family_experts",
+    ])
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy: StrategySettings = field(default_factory=StrategySettings)

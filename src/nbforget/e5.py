@@ -589,7 +589,10 @@ def convert_e5_small(dest: Path, *, overwrite: bool = False) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
-        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _state_dict(bundle).items()}
+        state = {
+            name: torch.from_numpy(np.ascontiguousarray(array))
+            for name, array in _state_dict(bundle).items()
+        }
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         del state
         _config(bundle).save_pretrained(str(tmp))
@@ -610,7 +613,13 @@ def convert_e5_small(dest: Path, *, overwrite: bool = False) -> Path:
             os.replace(tmp, dest)
             shutil.rmtree(trash, ignore_errors=True)
         else:
-            os.replace(tmp, dest)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                # another process finished the same conversion first
+                if not _is_complete(dest, expected):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -639,7 +648,7 @@ def load_e5_small(
     from transformers import AutoTokenizer, XLMRobertaModel
 
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file() or not (model_dir / "model.safetensors").is_file():
+    if not all((model_dir / name).is_file() for name in ("config.json", "model.safetensors")):
         raise NbforgetError(
             f"model folder {model_dir} has no converted multilingual-e5-small (config.json "
             "and model.safetensors missing); create it with "
@@ -698,16 +707,20 @@ def prune_vocabulary(
     if spec["model"].get("type") != "Unigram":
         raise ValueError("prune_vocabulary needs a Unigram tokenizer")
 
-    used: set[int] = set(tokenizer.all_special_ids)
+    specials = set(tokenizer.all_special_ids)
+    used: set[int] = set(specials)
+
+    def collect(batch: list[str]) -> None:
+        for enc in backend.encode_batch(batch, add_special_tokens=False):
+            used.update(enc.ids)
+
     batch: list[str] = list(extra_texts)
     for text in texts:
         batch.append(text)
         if len(batch) >= 4096:
-            used.update(i for enc in backend.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
+            collect(batch)
             batch = []
-    if batch:
-        used.update(i for enc in backend.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
-    specials = set(tokenizer.all_special_ids)
+    collect(batch)
     ordinary = [i for i in range(len(vocab)) if i not in specials]
     used.add(min(ordinary, key=lambda i: vocab[i][1]))
     kept = sorted(used)

@@ -62,6 +62,9 @@ KERNEL_NAME = "python3"
 RUN_NOTEBOOK = "notebook.ipynb"  # the executed strategy notebook inside each run directory
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)", "language": "python"}
 START_TIMEOUT = 300  # seconds for a kernel to start; generous, a loaded laptop is slow
+# The kernel's own start-up log (e.g. that it talks TCP on localhost) would print once per
+# notebook; errors still show, and everything a cell prints is in the executed notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -171,6 +174,7 @@ def execute_job(job: Job) -> Failure | None:
         papermill.execute_notebook(
             notebook, str(running), parameters=job.parameters, kernel_name=KERNEL_NAME,
             progress_bar=False, cwd=str(job.cwd or job.source.parent), start_timeout=START_TIMEOUT,
+            extra_arguments=KERNEL_ARGUMENTS,
         )
     except Exception as error:  # noqa: BLE001 - every failure is reported, none stops the grid
         kept = None

@@ -156,8 +156,12 @@ def _pretrain_mlm(config: ModelConfig, tokenizer, lines: list[str], *, progress:
             input_ids[replace] = random_tokens[replace]
             attention = (torch.tensor([[1] * len(ids) + [0] * (input_ids.shape[1] - len(ids)) for ids in batch]))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                             labels=labels.to(device)).loss
+                hidden = model.roberta(input_ids=input_ids.to(device), attention_mask=attention.to(device))[0]
+                # Vocabulary logits only where a token was masked: the output layer is the
+                # largest matmul of a small encoder, and the other 85% of positions carry no loss.
+                labels = labels.to(device)
+                logits = model.lm_head(hidden[labels != -100])
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels[labels != -100])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -261,7 +261,7 @@ def plot_hops_heatmap(table: pd.DataFrame, title: str, *, ax: Axes | None = None
     limit = limit if limit > 0 else 1.0
     annotate = data.size <= 200 if annotate is None else annotate
     figure, ax = _axes(ax, (max(5.0, 0.6 * data.shape[1] + 3.0), max(3.0, 0.35 * data.shape[0] + 1.6)))
-    sns.heatmap(data, ax=ax, cmap="RdBu", center=0.0, vmin=-limit, vmax=limit, annot=annotate, fmt=".2f",
+    sns.heatmap(data, ax=ax, cmap="RdBu", vmin=-limit, vmax=limit, annot=annotate, fmt=".2f",
                 annot_kws={"fontsize": 7}, linewidths=0.4, linecolor="white", mask=~np.isfinite(data.to_numpy()),
                 cbar_kws={"label": "change of the seen-average\n(negative = it fell)"})
     ax.set_xlabel("hop distance h")

@@ -12,7 +12,11 @@ theta_base + tau_merged.
 
 These merge the dense weight updates. peft's ``add_weighted_adapter`` is something else: it
 combines the LoRA factors A and B of adapters (e.g. concatenating them, ``"cat"``, or weighting
-them, ``"linear"``), so its result is not the merge of the dense updates B A.
+them, ``"linear"``), so its result is not the merge of the dense updates B A. Experts here are
+full fine-tunes; LoRA experts are not supported.
+
+Both strategies keep one working model on the device and the experts on the CPU, and copy weights
+into the working model as needed: a merged model, or the expert a language is routed to.
 """
 from __future__ import annotations
 
@@ -38,16 +42,25 @@ def _check(updates: Sequence[Update]) -> list[str]:
     return names
 
 
+def _sum(tensors) -> torch.Tensor:
+    """Sum one tensor at a time: no stack of every expert's copy of a parameter in memory."""
+    iterator = iter(tensors)
+    total = next(iterator).clone()
+    for tensor in iterator:
+        total += tensor
+    return total
+
+
 def merge_linear(updates: Sequence[Update]) -> dict[str, torch.Tensor]:
     """tau = (1/n) sum_i tau_i."""
     names = _check(updates)
-    return {n: torch.stack([u[n] for u in updates]).mean(0) for n in names}
+    return {n: _sum(u[n] for u in updates) / len(updates) for n in names}
 
 
 def merge_task_arithmetic(updates: Sequence[Update], *, lam: float) -> dict[str, torch.Tensor]:
     """tau = lam * sum_i tau_i (so n identical experts give the expert back with lam = 1/n)."""
     names = _check(updates)
-    return {n: lam * torch.stack([u[n] for u in updates]).sum(0) for n in names}
+    return {n: lam * _sum(u[n] for u in updates) for n in names}
 
 
 def trim_threshold(update: Update, density: float) -> float:
@@ -62,20 +75,29 @@ def merge_ties(updates: Sequence[Update], *, density: float, lam: float) -> dict
     """TIES merging: trim, elect sign, disjoint mean, scale by lam.
 
     For each entry: gamma = sign(sum_i trim(tau_i)); the result is lam times the mean of the trimmed
-    entries with that sign (trimmed-away zeros do not count). An entry whose trimmed sum is exactly
-    0 gets 0. Thresholds are computed per expert first, then one parameter is merged at a time, so
-    no trimmed copy of a whole expert is ever held.
+    entries with sign gamma (trimmed-away zeros do not count). An entry whose trimmed sum is exactly
+    0 gets 0. Trimming is over each expert's whole update, as in the paper (not per tensor). The
+    thresholds are found first; then one parameter is merged at a time, one expert at a time, so
+    no trimmed copy of an expert and no stack of experts is ever held.
     """
     names = _check(updates)
     thresholds = [trim_threshold(u, density) if density < 1.0 else 0.0 for u in updates]
+
+    def trimmed(name: str):
+        for update, threshold in zip(updates, thresholds):
+            tensor = update[name]
+            yield torch.where(tensor.abs() >= threshold, tensor, torch.zeros_like(tensor))
+
     merged = {}
     for name in names:
-        trimmed = torch.stack([torch.where(u[name].abs() >= t, u[name], torch.zeros_like(u[name]))
-                               for u, t in zip(updates, thresholds)])
-        sign = torch.sign(trimmed.sum(0))
-        agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
-        total = (trimmed * agree).sum(0)
-        merged[name] = lam * total / agree.sum(0).clamp(min=1)
+        sign = torch.sign(_sum(trimmed(name)))
+        agreeing = torch.zeros_like(sign)
+        count = torch.zeros_like(sign)
+        for tensor in trimmed(name):
+            agree = (torch.sign(tensor) == sign) & (tensor != 0)
+            agreeing += tensor * agree
+            count += agree
+        merged[name] = lam * agreeing / count.clamp(min=1)
     return merged
 
 
@@ -120,6 +142,15 @@ class ExpertStrategy(Strategy):
 
 @register
 class Merge(ExpertStrategy):
+    """Scores: after each step every language is scored with the merge of the experts trained so
+    far (not only the latest expert), so row t shows what merging would give at that point; the
+    cost is one merge per step. Drift is that merged model's. Heads: every expert's head starts
+    from the run seed's initialisation and all share the label set, so the merged head is their
+    plain average, whatever the method (a task vector is a change of pretrained weights; the
+    head's starting point is random). Memory: one encoder-sized update per expert, on the CPU; a
+    family expert's later language continues from base + update (the expert up to rounding).
+    """
+
     name = "merge"
     title = "MERGE: merged per-language (or per-family) experts"
     description = (
@@ -185,6 +216,13 @@ class Merge(ExpertStrategy):
 
 @register
 class FamilyExperts(ExpertStrategy):
+    """Routing: a language is scored with its family's expert; until its family has one, with the
+    expert trained most recently (its zero-shot score, as MONO scores untrained languages with the
+    latest model). Drift is the drift of the expert the step trained. Memory: one full copy of the
+    weights per family seen so far, on the CPU (13 WALS families for all 52 MASSIVE languages),
+    never more models on the device than the working one.
+    """
+
     name = "family_experts"
     title = "FAMILY EXPERTS: one model per language family"
     description = (

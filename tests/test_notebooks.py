@@ -1,0 +1,336 @@
+"""The notebooks: their sources, their execution with papermill and nbval, and the grid that runs them.
+
+One grid over the quick profile, every registered strategy and every analysis, is executed once
+per session (`grid`) into temporary folders: papermill runs each strategy notebook with the
+runs directory overridden, and the tests read what the notebooks wrote. nbval then executes every
+notebook with its default parameters against the same runs (through ``NBFORGET_RUNS_DIR``), so
+nothing is trained twice. The tests are table-driven over the strategy registry: a strategy
+registered without a notebook fails here.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbforget.config import REPO_ROOT
+from nbforget.grid import RUN_NOTEBOOK, Failure, load_source, run_grid
+from nbforget.notebook_support import RUNS_DIR_ENV, SUMMARY_FILE
+from nbforget.strategies import REGISTRY
+
+QUICK = "params/profiles/quick.yaml"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+STRATEGY_SOURCES = sorted((NOTEBOOKS / "strategies").glob("*.py"))
+ANALYSIS_SOURCES = sorted((NOTEBOOKS / "analyses").glob("*.py"))
+ANALYSES = ("overview", "script", "family", "vitality")
+STRATEGIES = sorted(REGISTRY)
+PARAMETERS = {"strategies": ("params_file", "order", "seed", "overrides"), "analyses": ("params_file", "runs_dir")}
+TOLERANCE = 1e-9
+
+
+# --------------------------------------------------------------------------- sources (fast)
+
+
+def parameters_cell(path: Path):
+    notebook = load_source(path)
+    cells = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path}: expected exactly one cell tagged 'parameters', found {len(cells)}"
+    return notebook, cells[0]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_registered_strategy_has_a_notebook_with_its_title(strategy):
+    source = NOTEBOOKS / "strategies" / f"{strategy}.py"
+    assert source.exists(), f"strategy {strategy!r} is registered but {source} does not exist"
+    notebook = load_source(source)
+    first = notebook.cells[0]
+    assert first.cell_type == "markdown"
+    assert first.source.splitlines()[0] == f"# {REGISTRY[strategy].title}"
+    assert f'STRATEGY = "{strategy}"' in source.read_text()
+
+
+def test_every_strategy_notebook_names_a_registered_strategy():
+    unknown = [path.stem for path in STRATEGY_SOURCES if path.stem not in REGISTRY]
+    assert not unknown, f"notebooks without a registered strategy: {unknown}"
+
+
+def test_the_four_analyses_exist():
+    assert {path.stem for path in ANALYSIS_SOURCES} >= set(ANALYSES)
+
+
+@pytest.mark.parametrize("path", STRATEGY_SOURCES + ANALYSIS_SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_parameters_cell_holds_literals_only_with_quick_defaults(path):
+    _, cell = parameters_cell(path)
+    tree = ast.parse(cell.source)
+    names = []
+    for statement in tree.body:
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, \
+            f"{path}: the parameters cell may only assign literals, found {ast.dump(statement)[:80]}"
+        names.append(statement.targets[0].id)
+        ast.literal_eval(statement.value)  # raises on anything computed
+    assert set(PARAMETERS[path.parent.name]) <= set(names)
+    values = {target: ast.literal_eval(value) for target, value in
+              ((s.targets[0].id, s.value) for s in tree.body)}
+    assert values["params_file"] == QUICK, "the default parameters must be the quick (test) profile"
+
+
+@pytest.mark.parametrize("path", STRATEGY_SOURCES + ANALYSIS_SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebooks_hold_no_training_logic(path):
+    text = path.read_text()
+    for forbidden in ("import torch", "train_language", ".backward(", "optimizer", "RunStore("):
+        assert forbidden not in text, f"{path} contains {forbidden!r}: logic belongs in the package"
+    if path.parent.name == "analyses":
+        assert "run_strategy" not in text, f"{path}: analyses only read runs"
+
+
+@pytest.mark.parametrize("path", STRATEGY_SOURCES + ANALYSIS_SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebook_headings_are_consecutive_and_figure_labels_unique(path):
+    """One title, then sections one level down: the book build treats skipped levels as errors."""
+    notebook = load_source(path)
+    levels = [len(line) - len(line.lstrip("#")) for cell in notebook.cells if cell.cell_type == "markdown"
+              for line in cell.source.splitlines() if line.startswith("#")]
+    assert levels[0] == 1 and levels.count(1) == 1
+    assert all(later <= earlier + 1 for earlier, later in zip(levels, levels[1:]))
+    names = [cell.metadata["mystnb"]["figure"]["name"] for cell in notebook.cells
+             if "figure" in cell.metadata.get("mystnb", {})]
+    assert len(names) == len(set(names))
+    prefix = path.stem.replace("_", "-")
+    assert all(name.startswith(prefix + "-") for name in names), names
+
+
+# --------------------------------------------------------------------------- the grid (slow)
+
+
+class Grid:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs = root / "runs"
+        self.book = root / "book"
+        self.overrides = {"runs_dir": str(self.runs), "strategies": STRATEGIES}
+        self.failures: list[Failure] = []
+        self.seconds = float("nan")
+
+    def run_dir(self, strategy: str) -> Path:
+        return self.runs / "quick" / strategy / "order-1" / "seed-0"
+
+    def page(self, section: str, name: str) -> Path:
+        return self.book / "generated" / section / f"{name}.ipynb"
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory, data_ready) -> Grid:
+    """run_grid over the quick profile with every registered strategy, two workers, once a session."""
+    state = Grid(tmp_path_factory.mktemp("grid"))
+    started = time.perf_counter()
+    state.failures = run_grid(QUICK, overrides=state.overrides, analyses=True, workers=2, progress=False,
+                              book_dir=state.book)
+    state.seconds = time.perf_counter() - started
+    print(f"\nfirst grid: {state.seconds:.0f} s for {len(STRATEGIES)} strategies and the analyses")
+    return state
+
+
+def outputs(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            yield cell, output
+
+
+@pytest.mark.slow
+def test_grid_executes_every_notebook_without_failures(grid):
+    assert grid.failures == [], "\n".join(str(failure) for failure in grid.failures)
+    for strategy in STRATEGIES:
+        assert (grid.run_dir(strategy) / "status").read_text().strip() == "complete"
+        assert (grid.run_dir(strategy) / RUN_NOTEBOOK).is_file()
+        assert grid.page("strategies", strategy).is_file()
+    for name in ANALYSES:
+        assert grid.page("analyses", name).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_notebook_records_the_run_numbers(grid, strategy):
+    """(a) The numbers the notebook computed from the scores match the run's own result.json."""
+    run_dir = grid.run_dir(strategy)
+    recorded = json.loads((run_dir / SUMMARY_FILE).read_text())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert recorded["strategy"] == strategy
+    for key in ("final_average", "chance", "cbt", "cft", "forgetting", "fwt"):
+        expected = result["metrics"].get(key)
+        if expected is None or (isinstance(expected, float) and math.isnan(expected)):
+            assert recorded.get(key) is None, f"{strategy}: {key} recorded {recorded.get(key)}, result has none"
+        else:
+            assert recorded[key] == pytest.approx(expected, abs=TOLERANCE), f"{strategy}: {key}"
+    trainable = result["trainable_parameters"]
+    assert recorded["params_per_step"] == trainable["max_per_step"]
+    assert recorded["params_total"] == trainable["total"]
+    assert 0 < recorded["params_distinct"] <= trainable["total"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_page_is_the_first_run_executed_with_injected_parameters(grid, strategy):
+    page = grid.page("strategies", strategy)
+    notebook = nbformat.read(page, as_version=4)
+    injected = notebook.metadata["papermill"]["parameters"]
+    assert injected["params_file"] == QUICK and injected["order"] == 1 and injected["seed"] == 0
+    assert injected["overrides"]["runs_dir"] == str(grid.runs)
+    assert notebook.metadata["papermill"]["input_path"] == f"notebooks/strategies/{strategy}.py"
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+    kinds = [output.output_type for _, output in outputs(page)]
+    assert "error" not in kinds
+    images = [output for _, output in outputs(page) if "image/png" in output.get("data", {})]
+    assert len(images) >= 3, "score matrix, average over time and drift figures"
+    text = "\n".join(str(output.get("data", {}).get("text/markdown", "")) for _, output in outputs(page))
+    assert "chance level" in text
+    versions = [output for _, output in outputs(page) if "torch" in str(output.get("data", {}).get("text/plain", ""))]
+    assert versions and "run directory" in versions[-1]["data"]["text/plain"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ANALYSES)
+def test_analysis_pages_compare_with_the_paper_and_read_every_strategy(grid, name):
+    page = grid.page("analyses", name)
+    kinds = [output.output_type for _, output in outputs(page)]
+    assert "error" not in kinds
+    text = "\n".join(str(output.get("data", {}).get("text/markdown", "")) + str(output.get("data", {}).get("text/html", ""))
+                     for _, output in outputs(page))
+    assert f"{len(STRATEGIES)} complete run(s) of {len(STRATEGIES)} strategies" in text
+    assert "Scale." in text and "XLM-R" in text
+    assert "paper" in text
+
+
+@pytest.mark.slow
+def test_overview_shows_the_paper_numbers_beside_ours(grid):
+    page = grid.page("analyses", "overview")
+    html = "\n".join(str(output.get("data", {}).get("text/html", "")) for _, output in outputs(page))
+    for paper_number in ("75.03", "0.750", "14,458.27", "-0.08", "0.55"):
+        if paper_number in html:
+            break
+    else:
+        pytest.fail("none of the paper's Table 1/2 numbers appears in the overview tables")
+    assert "-0.13" in html  # SHARED LoRA r = 32 in Table 2
+    markdown = "\n".join(str(output.get("data", {}).get("text/markdown", "")) for _, output in outputs(page))
+    assert "VANILLA's CBT here is" in markdown and "(paper: -0.08)" in markdown
+
+
+@pytest.mark.slow
+def test_second_grid_skips_complete_runs_and_executes_nothing(grid):
+    """(c) A second call finds every run complete and every page current."""
+    notebooks = [grid.run_dir(s) / RUN_NOTEBOOK for s in STRATEGIES]
+    notebooks += [grid.page("strategies", s) for s in STRATEGIES] + [grid.page("analyses", n) for n in ANALYSES]
+    before = {path: path.stat().st_mtime_ns for path in notebooks}
+    started = time.perf_counter()
+    failures = run_grid(QUICK, overrides=grid.overrides, analyses=True, workers=2, progress=False, book_dir=grid.book)
+    seconds = time.perf_counter() - started
+    print(f"\nsecond grid: {seconds:.1f} s (first: {grid.seconds:.0f} s)")
+    assert failures == []
+    assert {path: path.stat().st_mtime_ns for path in notebooks} == before, "a notebook was executed again"
+    assert seconds < max(grid.seconds / 5, 1.0)
+
+
+@pytest.mark.slow
+def test_grid_refreshes_a_missing_book_page_from_the_run_without_executing(grid):
+    page = grid.page("strategies", "vanilla")
+    run_notebook = grid.run_dir("vanilla") / RUN_NOTEBOOK
+    stamp = run_notebook.stat().st_mtime_ns
+    page.unlink()
+    failures = run_grid(QUICK, overrides=grid.overrides, analyses=False, progress=False, book_dir=grid.book)
+    assert failures == []
+    assert page.is_file() and run_notebook.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_nbval_lax_runs_every_notebook_with_its_defaults(grid, tmp_path):
+    """(b) nbval executes every notebook, default parameters, against the grid's runs."""
+    import jupytext
+
+    folder = tmp_path / "converted"
+    folder.mkdir()
+    for source in STRATEGY_SOURCES + ANALYSIS_SOURCES:
+        notebook = load_source(source)
+        jupytext.write(notebook, folder / f"{source.parent.name}-{source.stem}.ipynb", fmt="ipynb")
+    environment = dict(os.environ, **{RUNS_DIR_ENV: str(grid.runs), "HF_HUB_OFFLINE": "1"})
+    results = sorted(grid.runs.glob("quick/*/order-*/seed-*/result.json"))
+    before = {path: path.stat().st_mtime_ns for path in results}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900",
+         "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(folder), str(folder)],
+        cwd=folder, env=environment, capture_output=True, text=True, check=False,
+    )
+    print(f"\nnbval: {time.perf_counter() - started:.0f} s")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    # Nothing was trained again: the strategy notebooks found their runs complete.
+    assert len(results) == len(STRATEGIES)
+    assert {path: path.stat().st_mtime_ns for path in results} == before
+
+
+# --------------------------------------------------------------------------- failures
+
+
+@pytest.mark.slow
+def test_failed_notebooks_are_collected_and_the_others_still_run(tmp_path, data_ready):
+    notebooks = tmp_path / "notebooks"
+    (notebooks / "strategies").mkdir(parents=True)
+    (notebooks / "analyses").mkdir(parents=True)
+    header = '# %% tags=["parameters"]\nparams_file = "x"\norder = None\nseed = None\noverrides = {}\n\n'
+    (notebooks / "strategies" / "vanilla.py").write_text(header + '# %%\nraise RuntimeError("deliberate failure")\n')
+    analysis_header = '# %% tags=["parameters"]\nparams_file = "x"\nruns_dir = None\noverrides = {}\n\n'
+    (notebooks / "analyses" / "fine.py").write_text(analysis_header + "# %%\nprint('fine')\n")
+    (notebooks / "analyses" / "broken.py").write_text(analysis_header + "# %%\n1 / 0\n")
+    book = tmp_path / "book"
+    failures = run_grid(QUICK, overrides={"runs_dir": str(tmp_path / "runs"), "strategies": ["vanilla", "mono"]},
+                        progress=False, book_dir=book, notebooks_dir=notebooks)
+    by_source = {failure.notebook.name: failure for failure in failures}
+    assert set(by_source) == {"vanilla.py", "mono.py", "broken.py"}
+    assert "deliberate failure" in by_source["vanilla.py"].error
+    assert "no notebook" in by_source["mono.py"].error
+    assert "ZeroDivisionError" in by_source["broken.py"].error
+    kept = by_source["vanilla.py"].output
+    assert kept is not None and kept.name == "notebook.failed.ipynb" and kept.is_file()
+    assert not (kept.parent / RUN_NOTEBOOK).exists()
+    assert (book / "generated" / "analyses" / "fine.ipynb").is_file()
+    assert not (book / "generated" / "analyses" / "broken.ipynb").exists()
+    assert not (book / "generated" / "strategies" / "vanilla.ipynb").exists()
+
+
+def test_cli_grid_exits_non_zero_when_a_notebook_failed(monkeypatch):
+    import nbforget.grid
+    from nbforget.cli import main
+
+    monkeypatch.setattr(nbforget.grid, "run_grid",
+                        lambda *args, **kwargs: [Failure(Path("notebooks/strategies/x.py"), None, "boom")])
+    assert main(["grid", "--params", QUICK, "--quiet"]) == 1
+    monkeypatch.setattr(nbforget.grid, "run_grid", lambda *args, **kwargs: [])
+    assert main(["grid", "--params", QUICK, "--quiet"]) == 0
+
+
+def test_make_book_calls_the_book_build_after_the_grid(monkeypatch, tmp_path):
+    import nbforget.book
+    import nbforget.grid
+
+    calls = []
+    monkeypatch.setattr(nbforget.grid, "run_grid", lambda *args, **kwargs: calls.append(("grid", kwargs)) or [])
+    monkeypatch.setattr(nbforget.book, "build_book", lambda book_dir: calls.append(("book", book_dir)) or tmp_path)
+    assert nbforget.grid.make_book(QUICK, {"train": {"epochs": 1}}, 2, book_dir=tmp_path) == tmp_path
+    assert [name for name, _ in calls] == ["grid", "book"]
+    assert calls[0][1]["workers"] == 2 and calls[0][1]["overrides"] == {"train": {"epochs": 1}}
+
+
+def test_make_book_refuses_to_build_after_failures(monkeypatch, tmp_path):
+    import nbforget.grid
+    from nbforget import NbforgetError
+
+    monkeypatch.setattr(nbforget.grid, "run_grid",
+                        lambda *args, **kwargs: [Failure(Path("notebooks/analyses/x.py"), None, "boom")])
+    with pytest.raises(NbforgetError, match="x.py: boom"):
+        nbforget.grid.make_book(QUICK, book_dir=tmp_path)
