@@ -13,8 +13,10 @@ import ast
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -126,15 +128,21 @@ class Grid:
 
 
 @pytest.fixture(scope="session")
-def grid(tmp_path_factory, data_ready) -> Grid:
-    """run_grid over the quick profile with every registered strategy, two workers, once a session."""
-    state = Grid(tmp_path_factory.mktemp("grid"))
+def grid(data_ready) -> Grid:
+    """run_grid over the quick profile with every registered strategy, two workers, once a session.
+
+    Its folder is its own (not under pytest's base temporary folder, which a concurrent pytest
+    session may rotate away while this one still reads it) and is removed at the end.
+    """
+    root = Path(tempfile.mkdtemp(prefix="nbforget-grid-"))
+    state = Grid(root)
     started = time.perf_counter()
     state.failures = run_grid(QUICK, overrides=state.overrides, analyses=True, workers=2, progress=False,
                               book_dir=state.book)
     state.seconds = time.perf_counter() - started
     print(f"\nfirst grid: {state.seconds:.0f} s for {len(STRATEGIES)} strategies and the analyses")
-    return state
+    yield state
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def outputs(path: Path):
@@ -272,6 +280,21 @@ def test_nbval_lax_runs_every_notebook_with_its_defaults(grid, tmp_path):
     # Nothing was trained again: the strategy notebooks found their runs complete.
     assert len(results) == len(STRATEGIES)
     assert {path: path.stat().st_mtime_ns for path in results} == before
+
+
+@pytest.mark.slow
+def test_executed_pages_build_into_the_book_with_warnings_as_errors(grid, tmp_path):
+    from nbforget.book import BOOK_DIR, build_book
+
+    book = tmp_path / "book"
+    shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated"))
+    shutil.copytree(grid.book / "generated", book / "generated")
+    html = build_book(book, warnings_as_errors=True)
+    for strategy in STRATEGIES:
+        page = (html / "generated" / "strategies" / f"{strategy}.html").read_text(encoding="utf-8")
+        assert f'id="{strategy.replace("_", "-")}-score-matrix"' in page  # the labelled figure
+    overview = (html / "generated" / "analyses" / "overview.html").read_text(encoding="utf-8")
+    assert "Overview of the strategies" in overview and "<figcaption" in overview
 
 
 # --------------------------------------------------------------------------- failures

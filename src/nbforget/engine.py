@@ -67,7 +67,8 @@ def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
     kinds = {task.kind for task in tasks.values()}
     kind = kinds.pop()
     labels = _union_labels(tasks.values(), kind)
-    source = base_model_dir(config.model, list(config.languages), config.data_path, progress=progress)
+    source = base_model_dir(config.model, list(config.languages), config.data_path, dataset=config.dataset,
+                            progress=progress)
     tokenizer = load_tokenizer(source)
     label_ids = {label: i for i, label in enumerate(labels)}
     encoded = {}

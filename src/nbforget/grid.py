@@ -110,14 +110,15 @@ def ensure_kernelspec(name: str = KERNEL_NAME) -> str:
 
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    manager = KernelSpecManager()
-    try:
-        spec = manager.get_kernel_spec(name)
-    except NoSuchKernel:
+    own = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name / "kernel.json"
+    if not own.exists():
         from ipykernel.kernelspec import install
 
         install(kernel_name=name, prefix=sys.prefix)
+    try:
         spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        raise NbforgetError(f"no Jupyter kernel {name!r} after installing it into {own.parent}") from None
     program = spec.argv[0] if spec.argv else ""
     # jupyter_client runs "python", "python3", "python3.X" as the current interpreter.
     generic = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
