@@ -182,7 +182,8 @@ def test_paper_constants_are_the_papers():
 
 def test_format_interval():
     assert analysis.format_interval(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
-    assert analysis.format_interval(-0.1, n=1, signed=True) == "-0.100 (1 order, no interval)"
+    assert analysis.format_interval(-0.1, n=1, signed=True) == "-0.100"
+    assert analysis.format_interval(-0.1, n=1, signed=True, prose=True) == "-0.100, from 1 order without an interval"
     assert analysis.format_interval(0.5, 0.4, 0.6, prose=True) == "0.500, 95% interval 0.400 to 0.600"
     assert analysis.format_interval(float("nan")) == "n/a"
 

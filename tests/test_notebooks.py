@@ -199,6 +199,8 @@ def test_strategy_page_is_the_first_run_executed_with_injected_parameters(grid, 
     assert len(images) >= 3, "score matrix, average over time and drift figures"
     text = "\n".join(str(output.get("data", {}).get("text/markdown", "")) for _, output in outputs(page))
     assert "chance level" in text
+    if strategy not in ("multi", "vanilla"):  # the reference runs went first, so the page compares
+        assert "VANILLA's CBT on the same order and seed" in text
     versions = [output for _, output in outputs(page) if "torch" in str(output.get("data", {}).get("text/plain", ""))]
     assert versions and "run directory" in versions[-1]["data"]["text/plain"]
 
@@ -295,6 +297,20 @@ def test_executed_pages_build_into_the_book_with_warnings_as_errors(grid, tmp_pa
         assert f'id="{strategy.replace("_", "-")}-score-matrix"' in page  # the labelled figure
     overview = (html / "generated" / "analyses" / "overview.html").read_text(encoding="utf-8")
     assert "Overview of the strategies" in overview and "<figcaption" in overview
+
+
+@pytest.mark.slow
+def test_analyses_say_so_when_there_is_no_complete_run(tmp_path, data_ready):
+    from nbforget.grid import Job, execute_job
+
+    for name in ANALYSES:
+        source = NOTEBOOKS / "analyses" / f"{name}.py"
+        output = tmp_path / f"{name}.ipynb"
+        parameters = {"params_file": QUICK, "runs_dir": str(tmp_path / "no-runs"), "overrides": {}}
+        assert execute_job(Job(name, source, output, parameters, cwd=source.parent)) is None
+        text = "\n".join(str(output_.get("data", {}).get("text/markdown", "")) for _, output_ in outputs(output))
+        assert "0 complete run(s)" in text and "No complete run for" in text
+        assert "no complete run" in text.lower() or "no sequential run" in text.lower()
 
 
 # --------------------------------------------------------------------------- failures

@@ -60,7 +60,8 @@ families = facts["family"].value_counts()
 display(Markdown(f"{len(families)} famil{'y' if len(families) == 1 else 'ies'}: "
                  + ", ".join(f"{family} ({count})" for family, count in families.items()) + "."
                  if not facts.empty else "No complete run yet: no languages to show."))
-facts
+if not facts.empty:
+    display(facts)
 
 # %% [markdown]
 # ## 2. Forgetting and transfer by family
@@ -71,8 +72,13 @@ facts
 
 # %%
 VALUES = ["final", "forgetting", "shift", "mft_mean", "mbt_mean"]
-table = analysis.group_table(measures, "family", VALUES, strategies=sequential)
-table if not table.empty else Markdown("No sequential run yet: nothing to compare.")
+if not sequential:
+    display(Markdown("No sequential run yet: nothing to compare."))
+for value in VALUES if sequential else []:
+    table = analysis.measure_table(measures, "family", value, strategies=sequential)
+    display(Markdown(f"**{analysis.MEASURES[value]}**" + ("" if not table.empty else ": not defined for these runs.")))
+    if not table.empty:
+        display(table)
 
 # %% mystnb={"figure": {"caption": "MBT averaged over hop distances, by language family: how well languages keep what they learned as later languages are trained.", "name": "family-mbt"}}
 summary = analysis.group_summary(measures, "family", "mbt_mean", strategies=sequential)
@@ -97,7 +103,7 @@ summary = analysis.group_summary(measures, "family", "mft_mean", strategies=sequ
 # Germanic languages are written in the Latin script, the distant ones mostly not, so a difference
 # may be the script effect of the previous page as much as a family effect.
 
-# %%
+# %% tags=["hide-input"]
 EXPECTED = {"mbt_mean": (+1, "MBT"), "mft_mean": (+1, "MFT"), "forgetting": (-1, "forgetting")}
 present = set(facts["the paper's contrast"]) if not facts.empty else set()
 rows = []
@@ -119,7 +125,7 @@ if missing:
 (checks.set_index(["strategy", "measure"]) if not checks.empty
  else Markdown("No sequential run yet: the paper's claim cannot be checked."))
 
-# %%
+# %% tags=["hide-input"]
 if not checks.empty:
     agreeing = (checks["agreement"] == "agrees").sum()
     measurable = (checks["agreement"] != "not measurable here").sum()
@@ -138,7 +144,7 @@ if not checks.empty:
 # A coarser split that every profile with Indo-European and other languages can make: the final
 # score and MBT, "Indo-European minus the other families", per strategy.
 
-# %%
+# %% tags=["hide-input"]
 measures["indo_european"] = ["Indo-European" if family == "Indo-European" else "other families"
                              for family in measures["family"]]
 rows = []

@@ -72,7 +72,7 @@ focus = "vanilla" if "vanilla" in sequential else (sequential[0] if sequential e
 table = analysis.table1_comparison(study)
 table if not table.empty else Markdown("No complete run yet: nothing to tabulate.")
 
-# %%
+# %% tags=["hide-input"]
 ours = analysis.table1(study)
 if not ours.empty:
     finals = ours["final_average"].to_dict()
@@ -90,18 +90,20 @@ if not ours.empty:
         checks.append(("ranking of the final averages (Table 1)", "MULTI > MONO > NON-SHARED > VANILLA > SHARED",
                        f"{agreeing} of {pairs} pairs as in the paper", "agrees" if agreeing > pairs / 2 else "disagrees"))
     if "multi" in finals:
-        position = ranked.index("multi") + 1
-        sentences.append(f"MULTI is {'the best strategy' if position == 1 else f'number {position}'} here "
-                         f"(paper: the best, 0.750).")
+        position = 1 + sum(1 for s in finals if finals[s] > finals["multi"])  # ties share a rank
+        tied = [name(s) for s in finals if s != "multi" and finals[s] == finals["multi"]]
+        sentences.append(f"MULTI is {'the best strategy' if position == 1 else f'number {position}'} here"
+                         + (f", tied with {', '.join(tied)}" if tied else "") + " (paper: the best, 0.750).")
         checks.append(("MULTI has the best final average", "yes (0.750)", f"rank {position}",
                        "agrees" if position == 1 else "disagrees"))
     buckets = [b for b in config.vitality_buckets if ours[b].notna().any()]
     absent = [b for b in config.vitality_buckets if b not in buckets]
     if len(buckets) >= 2:
-        best = {s: max(buckets, key=lambda b: ours.loc[s, b]) for s in ours.index}
+        best = {s: analysis.extreme_group(ours.loc[s, buckets]) for s in ours.index}
         mid_best = sum(1 for s in best if best[s] == "mid")
         sentences.append(
-            "Best vitality bucket per strategy here: " + ", ".join(f"{name(s)} {best[s]}" for s in best)
+            "Best vitality bucket per strategy here: "
+            + ", ".join(f"{name(s)} {best[s] or 'none (a tie)'}" for s in best)
             + f". The paper finds mid vitality best in every method; here mid is best for {mid_best} of {len(best)}"
             + (f" (no language in the {', '.join(absent)} bucket)." if absent else ".")
         )
@@ -124,7 +126,7 @@ if not ours.empty:
 table = analysis.table2_comparison(study)
 table if not table.empty else Markdown("No complete sequential run yet: no transfer metrics.")
 
-# %%
+# %% tags=["hide-input"]
 transfer = analysis.table2(study)
 if not transfer.empty:
     sentences = []
@@ -154,9 +156,10 @@ if not transfer.empty:
         if others:
             better = [s for s in others if transfer.loc[s, "cbt"] > cbt]
             sentences.append(
-                f"Of the {len(others)} strategies beyond the paper's, {len(better)} keep a CBT above VANILLA's"
-                + (f" ({', '.join(name(s) for s in better)})" if better else "")
-                + ": less forgetting than plain sequential fine-tuning."
+                f"Of the {len(others)} strategies beyond the paper's, "
+                + (f"{len(better)} keep a CBT above VANILLA's ({', '.join(name(s) for s in better)}): less "
+                   "forgetting than plain sequential fine-tuning." if better else
+                   "none keeps a CBT above VANILLA's: none forgets less than plain sequential fine-tuning here.")
             )
     display(Markdown(" ".join(sentences) if sentences else "VANILLA has no complete run: no comparison with the paper's Table 2."))
 
@@ -174,13 +177,15 @@ curves = analysis.average_over_time(study)
 (plots.plot_average_over_time(curves, chance=study.chance) if not curves.empty
  else plots.message_figure("no complete run yet"))
 
-# %%
+# %% tags=["hide-input"]
 if not curves.empty:
-    ends = curves[~curves["joint"]].sort_values("step").groupby(["strategy", "order"])["value"].agg(["first", "last"])
-    drops = (ends["first"] - ends["last"]).groupby("strategy").mean()
+    ends = (curves[~curves["joint"]].sort_values("step")
+            .groupby(["strategy", "order"], sort=False)["value"].agg(["first", "last"]))
+    drops = (ends["first"] - ends["last"]).groupby("strategy", sort=False).mean()
     sentences = []
     for strategy, drop in drops.items():
-        sentences.append(f"{name(strategy)} {'loses' if drop > 0 else 'gains'} {abs(drop):.3f}")
+        change = "stays level" if abs(drop) < 5e-4 else f"{'loses' if drop > 0 else 'gains'} {abs(drop):.3f}"
+        sentences.append(f"{name(strategy)} {change}")
     text = ("From the first language to the last, the average over the languages seen: "
             + "; ".join(sentences) + ".") if sentences else ""
     if "vanilla" in drops:
@@ -215,18 +220,21 @@ shift = analysis.performance_shift(study, focus) if focus else None
 (plots.plot_performance_shift(shift, title=name(focus)) if shift is not None and shift["mean"].notna().any()
  else plots.message_figure("no sequential run yet"))
 
-# %%
+# %% tags=["hide-input"]
 if shift is not None and shift["mean"].notna().any():
     defined = shift.dropna(subset=["mean"]).sort_values("mean")
-    worst, best = defined.index[0], defined.index[-1]
+    worst = analysis.extreme_group(defined["mean"], largest=False)  # None: a tie decides
+    best = analysis.extreme_group(defined["mean"])
 
     def shift_text(language):
         row = defined.loc[language]
         return analysis.format_interval(row["mean"], row["ci_low"], row["ci_high"], int(row["n"]),
                                         signed=True, prose=True)
 
-    text = (f"For {name(focus)}, the most destructive language here is {worst} ({shift_text(worst)}) "
-            f"and the best donor {best} ({shift_text(best)}).")
+    text = (f"For {name(focus)}, the most destructive language here is "
+            + (f"{worst} ({shift_text(worst)})" if worst else "not one language (a tie)")
+            + " and the best donor "
+            + (f"{best} ({shift_text(best)})." if best else "not one language (a tie)."))
     for language, role, position in (("zh-CN", "most destructive", 0), ("de-DE", "best donor", -1)):
         if language in defined.index:
             rank = list(defined.index).index(language) + 1
@@ -259,15 +267,19 @@ hops = analysis.hop_tables(study, focus) if focus else None
 (plots.plot_hops_heatmap(hops["mft"], f"MFT, {name(focus)}") if hops
  else plots.message_figure("no sequential run yet"))
 
-# %%
+# %% tags=["hide-input"]
 if hops:
     sentences = []
     for metric, role in (("mbt", "receiver"), ("mft", "donor")):
         means = hops[metric]["mean"].mean(axis=1, skipna=True).dropna().sort_values()
         if means.empty:
             continue
-        sentences.append(f"By mean {metric.upper()} over h, the weakest {role} here is {means.index[0]} "
-                         f"({means.iloc[0]:+.3f}) and the strongest {means.index[-1]} ({means.iloc[-1]:+.3f}).")
+        weakest = analysis.extreme_group(means, largest=False)
+        strongest = analysis.extreme_group(means)
+        sentences.append(f"By mean {metric.upper()} over h, the weakest {role} here is "
+                         + (f"{weakest} ({means[weakest]:+.3f})" if weakest else "not one language (a tie)")
+                         + " and the strongest "
+                         + (f"{strongest} ({means[strongest]:+.3f})." if strongest else "not one language (a tie)."))
         if metric == "mbt":
             named = [language for language in analysis.PAPER_CLAIMS["forgetting_languages"] if language in means.index]
             if named:

@@ -55,10 +55,13 @@ facts = (measures.drop_duplicates("language")
          .set_index("language")[["name", "script", "latin", "family", "vitality"]]
          .rename(columns={"latin": "script group"}))
 counts = facts["script group"].value_counts()
-display(Markdown(", ".join(f"{counts.get(group, 0)} {group}" for group in GROUPS) + " language(s)."
-                 + ("" if all(counts.get(group, 0) > 1 for group in GROUPS) else
-                    " A group with one language compares single languages, not scripts.")))
-facts if not facts.empty else Markdown("No complete run yet: no languages to show.")
+if facts.empty:
+    display(Markdown("No complete run yet: no languages to show."))
+else:
+    display(Markdown(", ".join(f"{counts.get(group, 0)} {group}" for group in GROUPS) + " language(s)."
+                     + ("" if all(counts.get(group, 0) > 1 for group in GROUPS) else
+                        " A group with one language compares single languages, not scripts.")))
+    display(facts)
 
 # %% [markdown]
 # ## 2. Forgetting and transfer by script
@@ -70,8 +73,13 @@ facts if not facts.empty else Markdown("No complete run yet: no languages to sho
 
 # %%
 VALUES = ["final", "forgetting", "shift", "mft_mean", "mbt_mean"]
-table = analysis.group_table(measures, "latin", VALUES, strategies=sequential, group_order=GROUPS)
-table if not table.empty else Markdown("No sequential run yet: nothing to compare.")
+if not sequential:
+    display(Markdown("No sequential run yet: nothing to compare."))
+for value in VALUES if sequential else []:
+    table = analysis.measure_table(measures, "latin", value, strategies=sequential, group_order=GROUPS)
+    display(Markdown(f"**{analysis.MEASURES[value]}**" + ("" if not table.empty else ": not defined for these runs.")))
+    if not table.empty:
+        display(table)
 
 # %% [markdown]
 # ## 3. Receivers and donors
@@ -112,7 +120,7 @@ summary = analysis.group_summary(measures, "latin", "final")
 # The paper's claim, as differences "non-Latin minus Latin": negative MFT and MBT differences
 # (non-Latin languages donate less and keep less) and a positive forgetting difference.
 
-# %%
+# %% tags=["hide-input"]
 EXPECTED = {"mbt_mean": (-1, "MBT"), "mft_mean": (-1, "MFT"), "forgetting": (+1, "forgetting")}
 rows = []
 for strategy in sequential:
@@ -129,7 +137,7 @@ checks = pd.DataFrame(rows)
 (checks.set_index(["strategy", "measure"]) if not checks.empty
  else Markdown("No sequential run yet: the paper's claim cannot be checked."))
 
-# %%
+# %% tags=["hide-input"]
 if not checks.empty and focus:
     mine = checks[checks["strategy"] == analysis.display_name(focus)]
     agreeing = (checks["agreement"] == "agrees").sum()

@@ -57,7 +57,8 @@ counts = facts["vitality"].value_counts()
 display(Markdown(", ".join(f"{bucket}: {counts.get(bucket, 0)}" for bucket in BUCKETS) + " language(s)"
                  + (". Empty buckets cannot be compared." if any(counts.get(b, 0) == 0 for b in BUCKETS) else ".")
                  if not facts.empty else "No complete run yet: no languages to show."))
-facts
+if not facts.empty:
+    display(facts)
 
 # %% [markdown]
 # ## 2. Final score by vitality (the paper's Table 1)
@@ -66,7 +67,7 @@ facts
 # paper's: its Table 1 F1 by vitality, divided by 100, for the method (and LoRA rank) each of our
 # strategies corresponds to.
 
-# %%
+# %% tags=["hide-input"]
 summary = analysis.group_summary(measures, "vitality", "final")
 if summary.empty:
     display(Markdown("No complete run yet: nothing to tabulate."))
@@ -90,24 +91,24 @@ else:
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     display(table)
 
-# %%
+# %% tags=["hide-input"]
 if not summary.empty:
     filled = [b for b in BUCKETS if (summary["group"] == b).any()]
     if len(filled) >= 2:
         means = (summary.pivot(index="strategy", columns="group", values="mean")
                  .reindex(index=[s for s in study.strategies if s in set(summary["strategy"])], columns=filled))
-        best = means.idxmax(axis=1)
-        worst = means.idxmin(axis=1)
+        best = {s: analysis.extreme_group(means.loc[s]) for s in means.index}
+        worst = {s: analysis.extreme_group(means.loc[s], largest=False) for s in means.index}
         sentences = ["Best bucket per strategy here: "
-                     + ", ".join(f"{analysis.display_name(s)} {best[s]}" for s in means.index) + "."]
+                     + ", ".join(f"{analysis.display_name(s)} {best[s] or 'none (a tie)'}" for s in means.index) + "."]
         if "mid" in filled:
-            mid_best = int((best == "mid").sum())
+            mid_best = sum(1 for s in best if best[s] == "mid")
             sentences.append(f"The paper finds mid vitality best in every method; here it is best for {mid_best} of "
                              f"{len(best)} strategies.")
             checks.append(("mid vitality has the best final score (Table 1)", "in every method",
                            f"in {mid_best} of {len(best)}", "agrees" if mid_best > len(best) / 2 else "disagrees"))
         if "high" in filled:
-            high_worst = int((worst == "high").sum())
+            high_worst = sum(1 for s in worst if worst[s] == "high")
             sentences.append(f"It finds high vitality worst; here high is worst for {high_worst} of {len(worst)}.")
             checks.append(("high vitality has the worst final score (Table 1)", "in every method",
                            f"in {high_worst} of {len(worst)}", "agrees" if high_worst > len(worst) / 2 else "disagrees"))
@@ -129,9 +130,13 @@ if not summary.empty:
 # bucket to have the most negative MBT, and a lower MFT than the mid bucket.
 
 # %%
-table = analysis.group_table(measures, "vitality", ["forgetting", "mbt_mean", "mft_mean"], strategies=sequential,
-                             group_order=BUCKETS)
-table if not table.empty else Markdown("No sequential run yet: nothing to compare.")
+if not sequential:
+    display(Markdown("No sequential run yet: nothing to compare."))
+for value in ["forgetting", "mbt_mean", "mft_mean"] if sequential else []:
+    table = analysis.measure_table(measures, "vitality", value, strategies=sequential, group_order=BUCKETS)
+    display(Markdown(f"**{analysis.MEASURES[value]}**" + ("" if not table.empty else ": not defined for these runs.")))
+    if not table.empty:
+        display(table)
 
 # %% mystnb={"figure": {"caption": "MBT averaged over hop distances, by vitality bucket: how well languages keep what they learned as later languages are trained.", "name": "vitality-mbt"}}
 mbt = analysis.group_summary(measures, "vitality", "mbt_mean", strategies=sequential)
@@ -141,18 +146,17 @@ mbt = analysis.group_summary(measures, "vitality", "mbt_mean", strategies=sequen
                              group_order=[b for b in BUCKETS if (mbt["group"] == b).any()], zero_line=True)
  if not mbt.empty else plots.message_figure("no sequential run yet"))
 
-# %%
+# %% tags=["hide-input"]
 mft = analysis.group_summary(measures, "vitality", "mft_mean", strategies=sequential)
 sentences = []
 for strategy in sequential:
     part = mbt[mbt["strategy"] == strategy].set_index("group")["mean"].dropna()
     if len(part) >= 2 and "high" in part.index:
-        tied = part.index[part == part.min()]
-        lowest = tied[0] if len(tied) == 1 else "tie of " + " and ".join(tied)
-        sentences.append(f"{analysis.display_name(strategy)}: lowest MBT in the {lowest} bucket"
-                         if len(tied) == 1 else f"{analysis.display_name(strategy)}: no lowest bucket ({lowest})")
+        lowest = analysis.extreme_group(part, largest=False)
+        sentences.append(f"{analysis.display_name(strategy)}: lowest MBT in the {lowest} bucket" if lowest
+                         else f"{analysis.display_name(strategy)}: no single lowest bucket (a tie)")
         checks.append((f"high vitality has the most negative MBT ({analysis.display_name(strategy)})", "yes",
-                       f"lowest: {lowest}", "agrees" if lowest == "high" else "disagrees"))
+                       f"lowest: {lowest or 'a tie'}", "agrees" if lowest == "high" else "disagrees"))
     difference = analysis.group_difference(measures, "vitality", "mft_mean", "high", "mid", strategy=strategy)
     if math.isfinite(difference["mean"]):
         checks.append((f"high vitality donates less than mid, MFT high minus mid ({analysis.display_name(strategy)})",
@@ -170,7 +174,7 @@ display(Markdown("; ".join(sentences) + "." if sentences else
 (pd.DataFrame(checks, columns=["question", "the paper", "here", "agreement"]).set_index("question")
  if checks else Markdown("No comparison with the paper could be made with these runs and languages."))
 
-# %%
+# %% tags=["hide-input"]
 if checks:
     verdicts = [check[3] for check in checks]
     agreeing = verdicts.count("agrees")

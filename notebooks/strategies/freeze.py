@@ -63,7 +63,7 @@ display(Markdown(analysis.describe_run(run)))
 # %% mystnb={"figure": {"caption": "Score matrix of FREEZE: rows after training each language, columns the languages evaluated.", "name": "freeze-score-matrix"}}
 plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
 
-# %%
+# %% tags=["hide-input"]
 regions = analysis.matrix_regions(run.matrix)
 if run.square:
     display(Markdown(
@@ -84,9 +84,11 @@ else:
 # $P_i$, the mean of row $i$ over the languages trained so far, against the number of languages
 # learned (the paper's Figure 2). When a complete MULTI run of the same order and seed exists,
 # its final average is the dotted line: joint training on all languages, which cannot forget.
+# VANILLA's curve for the same order and seed is drawn too, when it exists, as the baseline.
 
 # %% mystnb={"figure": {"caption": "Average score over the languages seen so far, after each language (FREEZE).", "name": "freeze-average-over-time"}}
-curves = analysis.average_over_time([run, *analysis.companion_runs(config, run, ["multi"])])
+companions = analysis.companion_runs(config, run, ["multi", "vanilla"])
+curves = analysis.average_over_time([run, *companions])
 plots.plot_average_over_time(curves, chance=run.chance)
 
 # %% [markdown]
@@ -99,15 +101,21 @@ summary = analysis.run_summary(run)
 record_summary(run_dir, summary)
 analysis.summary_table(summary)
 
-# %%
+# %% tags=["hide-input"]
 cbt, chance, final = summary["cbt"], summary["chance"], summary["final_average"]
 if cbt == cbt:  # defined for sequential runs
     verdict = ("forgetting is visible: the final model scores lower on earlier languages than right after "
                "learning them" if cbt < 0 else
                "no forgetting on average: the final model scores at least as well on earlier languages as "
                "right after learning them")
+    baseline = [analysis.run_summary(other)["cbt"] for other in companions if other.strategy == "vanilla"]
+    comparison = ""
+    if baseline:
+        difference = cbt - baseline[0]
+        comparison = (f" VANILLA's CBT on the same order and seed is {baseline[0]:+.3f}, so {NAME} forgets "
+                      + ("about as much." if abs(difference) < 5e-4 else "less." if difference > 0 else "more."))
     display(Markdown(f"{NAME} ends at a final average of {final:.3f} against a chance level of {chance:.3f}. "
-                     f"Its CBT is {cbt:+.3f}: {verdict}."))
+                     f"Its CBT is {cbt:+.3f}: {verdict}.{comparison}"))
 else:
     display(Markdown(f"{NAME} ends at a final average of {final:.3f} against a chance level of {chance:.3f}. "
                      "CBT is not defined for this run (a single training step)."))

@@ -61,7 +61,7 @@ display(Markdown(analysis.describe_run(run)))
 # %% mystnb={"figure": {"caption": "Score matrix of MULTI: one row, the model after joint training, evaluated on every language.", "name": "multi-score-matrix"}}
 plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
 
-# %%
+# %% tags=["hide-input"]
 regions = analysis.matrix_regions(run.matrix)
 if run.square:
     display(Markdown(
@@ -97,7 +97,7 @@ summary = analysis.run_summary(run)
 record_summary(run_dir, summary)
 analysis.summary_table(summary)
 
-# %%
+# %% tags=["hide-input"]
 cbt, chance, final = summary["cbt"], summary["chance"], summary["final_average"]
 if cbt == cbt:  # defined for sequential runs
     verdict = ("forgetting is visible: the final model scores lower on earlier languages than right after "

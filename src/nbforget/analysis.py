@@ -25,6 +25,7 @@ orders, `nbforget.metrics.bootstrap_ci`; seeds of one order are averaged first):
     group_summary(measures, by, value)    a measure per group (script, family, vitality)
     group_difference(...)                 one group minus another, over orders
     group_table(measures, by, values)     several measures per group, as text with intervals
+    measure_table(measures, by, value)    one of them: strategies x groups
     group_points(measures, by, value)     per-language points for the group figures
 
 The paper (Khelli et al. 2025, "What Causes Knowledge Loss in Multilingual Language Models?"):
@@ -80,6 +81,7 @@ __all__ = [
     "group_summary",
     "group_difference",
     "group_table",
+    "measure_table",
     "group_points",
     "sequential_strategies",
     "MEASURES",
@@ -88,6 +90,7 @@ __all__ = [
     "table1_comparison",
     "table2_comparison",
     "ranking_agreement",
+    "extreme_group",
     "paper_final_scores",
     "scale_statement",
     "format_interval",
@@ -784,10 +787,10 @@ def _language_facts(locales: Iterable[str], buckets) -> pd.DataFrame:
 
 
 MEASURES = {
-    "final": "final score (after the last language)",
-    "learned": "score right after training the language",
-    "forgetting": "forgetting: learned minus final score (positive = forgotten)",
-    "shift": "performance shift caused by training the language (negative = destructive)",
+    "final": "Final score (after the last language)",
+    "learned": "Score right after training the language",
+    "forgetting": "Forgetting: learned minus final score (positive = forgotten)",
+    "shift": "Performance shift caused by training the language (negative = destructive)",
     "mft_mean": "MFT averaged over hops (the language as donor; negative = the average fell)",
     "mbt_mean": "MBT averaged over hops (the language as receiver; negative = the average fell)",
 }
@@ -909,8 +912,8 @@ def group_table(measures: pd.DataFrame, by: str, values: Sequence[str], *,
                 n_resamples: int = 10000) -> pd.DataFrame:
     """`group_summary` of several measures as one table of text: strategies x (measure, group).
 
-    Cells read ``mean [low, high]`` (95% interval over orders) and name the number of languages in
-    the group when it is one (a group of one language is a single language, not a group).
+    Cells read ``mean [low, high]`` (95% interval over orders; the bare mean with one order) and
+    name the language when a group has only one (a single language, not a group).
     """
     frames = []
     for value in values:
@@ -934,6 +937,13 @@ def group_table(measures: pd.DataFrame, by: str, values: Sequence[str], *,
     columns = [(value, group) for value in values for group in groups if (value, group) in table.columns]
     order = list(dict.fromkeys(long["strategy"]))
     return table.reindex(index=order, columns=pd.MultiIndex.from_tuples(columns, names=["measure", by]))
+
+
+def measure_table(measures: pd.DataFrame, by: str, value: str, *, strategies: Iterable[str] | None = None,
+                  group_order: Sequence[str] | None = None) -> pd.DataFrame:
+    """One measure of `group_table`: strategies x groups, as text; empty when it is nowhere defined."""
+    table = group_table(measures, by, [value], strategies=strategies, group_order=group_order)
+    return table[value] if not table.empty else pd.DataFrame()
 
 
 def group_points(measures: pd.DataFrame, by: str, value: str, *,
@@ -983,6 +993,7 @@ def table1_comparison(study: Study) -> pd.DataFrame:
     for strategy, row in ours.iterrows():
         paper = paper_row(strategy, _lora_rank(study))
         entry = {
+            ("ours", "orders"): str(int(row["n_orders"])),
             ("ours", "trainable parameters"): f"{int(row['params_distinct']):,}",
             ("ours", "final average"): format_interval(row["final_average"], row["final_average_low"],
                                                        row["final_average_high"], int(row["n_orders"])),
@@ -1012,6 +1023,7 @@ def table2_comparison(study: Study) -> pd.DataFrame:
         reported = PAPER_TABLE2.get((paper.method, paper.rank)) if paper else None
         n = int(row["n_orders"])
         rows[display_name(strategy)] = {
+            ("ours", "orders"): str(n),
             ("ours", "CBT"): format_interval(row["cbt"], row["cbt_low"], row["cbt_high"], n, signed=True),
             ("ours", "CFT"): format_interval(row["cft"], row["cft_low"], row["cft_high"], n),
             ("ours", "forgetting"): format_interval(row["forgetting"], row["forgetting_low"],
@@ -1024,6 +1036,16 @@ def table2_comparison(study: Study) -> pd.DataFrame:
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     frame.index.name = "strategy"
     return frame
+
+
+def extreme_group(values, *, largest: bool = True, tolerance: float = 1e-9) -> str | None:
+    """The group with the largest (or smallest) finite value; None when no group or a tie decides."""
+    finite = {key: float(value) for key, value in dict(values).items() if value is not None and math.isfinite(value)}
+    if not finite:
+        return None
+    target = max(finite.values()) if largest else min(finite.values())
+    winners = [key for key, value in finite.items() if abs(value - target) <= tolerance]
+    return winners[0] if len(winners) == 1 else None
 
 
 def ranking_agreement(ours: dict[str, float], paper: dict[str, float]) -> tuple[int, int]:
@@ -1080,10 +1102,11 @@ def scale_statement(study: Study) -> str:
 
 def format_interval(mean: float, low: float = float("nan"), high: float = float("nan"), n: int | None = None,
                     *, digits: int = 3, signed: bool = False, prose: bool = False) -> str:
-    """A mean with its interval, for tables or (``prose=True``) for sentences; NaN gives ``n/a``.
+    """A mean with its 95% interval, for tables or (``prose=True``) for sentences; NaN gives ``n/a``.
 
-    Tables: ``0.667 [0.600, 0.700]``, or ``0.667 (1 order, no interval)``. Sentences:
-    ``0.667, 95% interval 0.600 to 0.700``, or ``0.667, from 1 order without an interval``.
+    Tables: ``0.667 [0.600, 0.700]``, or the bare mean when there is no interval (a table says
+    how many orders it rests on in a column of its own). Sentences: ``0.667, 95% interval 0.600
+    to 0.700``, or ``0.667, from 1 order without an interval`` when `n` is given.
     """
     if mean is None or not math.isfinite(mean):
         return "n/a"
@@ -1093,9 +1116,8 @@ def format_interval(mean: float, low: float = float("nan"), high: float = float(
         if prose:
             return f"{text}, 95% interval {low:{sign}.{digits}f} to {high:{sign}.{digits}f}"
         return f"{text} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
-    if n is not None:
-        orders = f"{n} order{'s' if n != 1 else ''}"
-        return f"{text}, from {orders} without an interval" if prose else f"{text} ({orders}, no interval)"
+    if prose and n is not None:
+        return f"{text}, from {n} order{'s' if n != 1 else ''} without an interval"
     return text
 
 

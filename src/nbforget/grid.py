@@ -13,6 +13,7 @@ order and seed is also the strategy's page in the book: ``<book_dir>/generated/s
 <strategy>.ipynb``. Then every ``notebooks/analyses/*.py`` is executed into
 ``<book_dir>/generated/analyses/<name>.ipynb``; analyses only read runs.
 
+The runs of MULTI and VANILLA go first, since the other strategy pages draw them as references.
 Work already done is skipped: a run that is complete and whose executed notebook is newer than
 the notebook source is not executed again (its book page is refreshed from the run's copy when
 needed); an incomplete run is resumed by the engine from its last completed language. An
@@ -33,6 +34,7 @@ import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,7 @@ __all__ = [
     "NOTEBOOKS_DIR",
     "KERNEL_NAME",
     "RUN_NOTEBOOK",
+    "REFERENCE_STRATEGIES",
     "Failure",
     "Job",
     "ensure_kernelspec",
@@ -60,11 +63,13 @@ BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KERNEL_NAME = "python3"
 RUN_NOTEBOOK = "notebook.ipynb"  # the executed strategy notebook inside each run directory
+# Strategy pages draw these runs as references (same order and seed), so they run first.
+REFERENCE_STRATEGIES = ("multi", "vanilla")
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)", "language": "python"}
 START_TIMEOUT = 300  # seconds for a kernel to start; generous, a loaded laptop is slow
 # The kernel's own start-up log (e.g. that it talks TCP on localhost) would print once per
-# notebook; errors still show, and everything a cell prints is in the executed notebook.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# notebook, and its note that it was interrupted at shutdown; what cells print is in the notebook.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -92,6 +97,7 @@ class Job:
     copies: tuple[Path, ...] = ()
     cwd: Path | None = None
     environment: dict = field(default_factory=dict)
+    phase: int = 0  # a job starts only when no job of an earlier phase is still running
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +284,8 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
                 parameters = {"params_file": params_file, "order": order, "seed": seed,
                               "overrides": overrides, "progress": False}
                 jobs.append(Job(f"{strategy} order {order} seed {seed}", source, output, parameters, copies,
-                                cwd=source.parent))
+                                cwd=source.parent, phase=0 if strategy in REFERENCE_STRATEGIES else 1))
+    jobs.sort(key=lambda job: job.phase)  # stable: the profile's order within a phase
     return jobs, done, missing
 
 
@@ -311,7 +318,10 @@ def analysis_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
 
 def _execute_all(jobs: list[Job], *, workers: int, progress: bool, description: str,
                  already_done: int = 0) -> list[Failure]:
-    """Execute `jobs` with `workers` processes; a tqdm bar shows done / running / failed."""
+    """Execute `jobs` with `workers` processes; a tqdm bar shows done / running / failed.
+
+    Jobs run in the order given; a job waits until every job of an earlier phase has finished.
+    """
     from tqdm.auto import tqdm
 
     failures: list[Failure] = []
@@ -349,11 +359,22 @@ def _execute_all(jobs: list[Job], *, workers: int, progress: bool, description: 
             pending: dict[Future, Job] = {}
             queue = list(jobs)
             while queue or pending:
-                while queue and len(pending) < workers:
+                while queue and len(pending) < workers and all(
+                        running.phase >= queue[0].phase for running in pending.values()):
                     job = queue.pop(0)
-                    pending[pool.submit(_run_in_worker, job, threads)] = job
+                    try:
+                        pending[pool.submit(_run_in_worker, job, threads)] = job
+                    except BrokenProcessPool as error:  # a worker died: report the rest, do not crash
+                        for lost in [job, *queue]:
+                            counts["running"] += 1
+                            finished(lost, Failure(lost.source, None, f"not executed: {_describe(error)} "
+                                                                      "(rerun with --workers 1 to see why)"))
+                        queue.clear()
+                        break
                     counts["running"] += 1
                 show()
+                if not pending:
+                    break
                 completed, _ = wait(list(pending), return_when=FIRST_COMPLETED)
                 for future in completed:
                     job = pending.pop(future)

@@ -7,6 +7,10 @@
     record_summary(run_dir, summary) -> Path   write ``notebook_summary.json`` into a run directory
     read_summary(run_dir) -> dict
 
+Importing this module also sets what every notebook wants for display: pandas shows table
+cells in full, and tqdm's note that progress bars fall back to text is not repeated on every
+page.
+
 A notebook's parameters cell holds literals only (papermill injects its own cell right after
 it), so everything derived from the parameters goes through `notebook_config`. Paths of params
 files are resolved against the repository root, so a notebook runs from the repository root or
@@ -41,6 +45,18 @@ __all__ = [
 # Progress bars in a kernel without ipywidgets fall back to text; tqdm says so on every import,
 # which would print the same warning on every page of the book.
 warnings.filterwarnings("ignore", message="IProgress not found")
+
+
+def _show_tables_in_full() -> None:
+    """Table cells in full: a page of the book cannot widen a cell pandas cut at 50 characters."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        return
+    pd.set_option("display.max_colwidth", None)
+
+
+_show_tables_in_full()
 
 RUNS_DIR_ENV = "NBFORGET_RUNS_DIR"
 SUMMARY_FILE = "notebook_summary.json"

@@ -48,9 +48,19 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 
 def _label(strategy: str) -> str:
-    from nbforget.analysis import PAPER_NAMES
+    from nbforget.analysis import display_name
 
-    return PAPER_NAMES.get(strategy, strategy)
+    return display_name(strategy)
+
+
+def _legend(ax: Axes, entries: int) -> None:
+    """Inside the axes when short; outside on the right when it would cover the data."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
+    if entries <= 4:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def message_figure(text: str, *, ax: Axes | None = None) -> Figure:
@@ -182,8 +192,7 @@ def plot_average_over_time(curves, *, chance: float | None = None, ax: Axes | No
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(range(1, maximum + 1) if maximum <= 20 else np.linspace(1, maximum, 11).round().astype(int))
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="best")
+    _legend(ax, len(ax.get_legend_handles_labels()[0]))
     if title:
         ax.set_title(title)
     return figure
@@ -324,8 +333,7 @@ def plot_group_comparison(summary: pd.DataFrame, *, points: pd.DataFrame | None 
     ax.set_xlabel(group_label)
     ax.set_ylabel(value_label, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    if strategies:
-        ax.legend(fontsize=8, loc="best")
+    _legend(ax, len(ax.get_legend_handles_labels()[0]))
     if title:
         ax.set_title(title)
     return figure

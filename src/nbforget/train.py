@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nbforget.data.types import TAGGING, Example
+from nbforget.models import fused_if_supported
 
 IGNORE = -100  # label of sub-words after the first, special tokens and padding
 
@@ -118,7 +119,8 @@ def train_language(
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout masks
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay)
+    torch.set_flush_denormal(True)  # denormal optimizer state slows CPU element-wise ops badly
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay, **fused_if_supported(device))
     steps_per_epoch = -(-len(train) // batch_size)
     total = max(1, steps_per_epoch * epochs)
     warmup = max(1, int(total * warmup_ratio))
