@@ -84,18 +84,34 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _engine(args) -> dict:
+    """Where `grid` and `book` run the strategy notebooks (only what differs from the local default)."""
+    if args.engine == "local":
+        for flag, given in (("--address", args.address is not None), ("--no-shared-fs", args.no_shared_fs),
+                            ("--max-retries", args.max_retries is not None)):
+            if given:
+                raise NbforgetError(f"{flag} applies to --engine ray only")
+        return {}
+    options = {"engine": args.engine, "address": args.address}
+    if args.no_shared_fs:
+        options["shared_fs"] = False
+    if args.max_retries is not None:
+        options["max_retries"] = args.max_retries
+    return options
+
+
 def cmd_grid(args) -> int:
     from nbforget.grid import run_grid
 
     failed = run_grid(args.params, overrides=_overrides(args.set), analyses=not args.no_analyses,
-                      workers=args.workers, progress=not args.quiet)
+                      workers=args.workers, progress=not args.quiet, **_engine(args))
     return 1 if failed else 0
 
 
 def cmd_book(args) -> int:
     from nbforget.grid import make_book
 
-    path = make_book(args.params, overrides=_overrides(args.set), workers=args.workers)
+    path = make_book(args.params, overrides=_overrides(args.set), workers=args.workers, **_engine(args))
     print(f"book built: {path / 'index.html'}")
     return 0
 
@@ -149,7 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--order", help="paper order number, random:SEED (default: the profile's)")
             command.add_argument("--seed", type=int)
         else:
-            command.add_argument("--workers", type=int, default=1, help="notebooks executed in parallel")
+            command.add_argument("--workers", type=int, default=1,
+                                 help="notebooks executed in parallel here (with --engine ray: the analyses)")
+            command.add_argument("--engine", choices=("local", "ray"), default="local",
+                                 help="run the strategy notebooks here (default) or as tasks on a Ray cluster")
+            command.add_argument("--address", metavar="ADDR",
+                                 help="Ray cluster: auto or HEAD_HOST:6379 (default: auto when "
+                                      "RAY_ADDRESS is set, else a Ray instance started on this machine)")
+            command.add_argument("--no-shared-fs", action="store_true",
+                                 help="Ray workers do not share runs_dir with this machine: they send each "
+                                      "run's files back (default: detected per run)")
+            command.add_argument("--max-retries", type=int, metavar="N",
+                                 help="retries of a run whose Ray worker died; it resumes from its last "
+                                      "completed step (default: 3)")
         if name == "grid":
             command.add_argument("--no-analyses", action="store_true", help="only the strategy notebooks")
         command.set_defaults(func=func)

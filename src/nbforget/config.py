@@ -110,6 +110,12 @@ class StrategySettings:
 
 
 @dataclass
+class ResourceSettings:
+    num_cpus: float = 1.0  # CPUs one run reserves on a Ray worker (`nbforget grid --engine ray`)
+    num_gpus: float = 0.0  # GPUs one run reserves there; 0 on CPU machines
+
+
+@dataclass
 class RunConfig:
     profile: str = "default"
     dataset: str = "sib200"  # "sib200", "xsid", "massive"
@@ -128,9 +134,18 @@ class RunConfig:
     vitality_buckets: dict[str, list[int]] = field(
         default_factory=lambda: {"low": [0, 1, 2], "mid": [3], "high": [4, 5]}
     )
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
+
+    # Settings of where a run executes, not of what it computes: left out of `to_dict` (so out of
+    # a run's recorded config.yaml and of `digest`), so that a run resumes under other resources.
+    EXECUTION_FIELDS = ("resources",)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings that define the runs' results (every field but `EXECUTION_FIELDS`)."""
+        data = dataclasses.asdict(self)
+        for name in self.EXECUTION_FIELDS:
+            data.pop(name, None)
+        return data
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -287,3 +302,6 @@ def validate(config: RunConfig, where: str) -> None:
         raise NbforgetError(f"{where}: strategy.merge.experts must be language or family")
     if not 0.0 < config.strategy.merge.density <= 1.0:
         raise NbforgetError(f"{where}: strategy.merge.density must be in (0, 1]")
+    for name in ("num_cpus", "num_gpus"):
+        if getattr(config.resources, name) < 0:
+            raise NbforgetError(f"{where}: resources.{name} must be at least 0, got {getattr(config.resources, name)}")

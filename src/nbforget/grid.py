@@ -1,8 +1,10 @@
 """Batch execution of the notebooks: every strategy x order x seed of a profile, then the analyses.
 
     run_grid(params_file, *, overrides=None, analyses=True, workers=1, progress=True,
-             book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR) -> list[Failure]
-    make_book(params_file, overrides=None, workers=1, *, book_dir=..., notebooks_dir=...) -> Path
+             book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, engine="local", address=None,
+             shared_fs=None, max_retries=3) -> list[Failure]
+    make_book(params_file, overrides=None, workers=1, *, book_dir=..., notebooks_dir=...,
+              engine=..., address=..., shared_fs=..., max_retries=...) -> Path
     ensure_kernelspec(name="python3") -> str
     load_source(path) -> NotebookNode          a jupytext py:percent notebook, ready for papermill
 
@@ -26,6 +28,10 @@ executed one would be, as ``<name>.failed.ipynb``, with the error in its cells.
 ``workers`` notebooks run at once, each in its own process and kernel; the CPU threads of the
 machine are shared between them. The base model is built once before parallel work starts, so
 that two kernels do not build it at the same time.
+
+With ``engine="ray"`` the strategy notebooks run as Ray tasks instead, one per run, with the
+resources of the config's ``resources`` section, retried when a worker dies, their results in
+the same run store (`nbforget.ray_backend`); the analyses run here afterwards.
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ __all__ = [
     "BOOK_DIR",
     "NOTEBOOKS_DIR",
     "KERNEL_NAME",
+    "ENGINES",
     "RUN_NOTEBOOK",
     "REFERENCE_STRATEGIES",
     "Failure",
@@ -66,6 +73,7 @@ RUN_NOTEBOOK = "notebook.ipynb"  # the executed strategy notebook inside each ru
 # Strategy pages draw these runs as references (same order and seed), so they run first.
 REFERENCE_STRATEGIES = ("multi", "vanilla")
 KERNELSPEC = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)", "language": "python"}
+ENGINES = ("local", "ray")  # where strategy notebooks run: here, or as Ray tasks (nbforget.ray_backend)
 START_TIMEOUT = 300  # seconds for a kernel to start; generous, a loaded laptop is slow
 # The kernel's own start-up log (e.g. that it talks TCP on localhost) would print once per
 # notebook, and its note that it was interrupted at shutdown; what cells print is in the notebook.
@@ -396,15 +404,23 @@ def _prepare_base_model(config: RunConfig, progress: bool) -> None:
 
 def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses: bool = True,
              workers: int = 1, progress: bool = True, book_dir: str | Path | None = None,
-             notebooks_dir: str | Path | None = None) -> list[Failure]:
+             notebooks_dir: str | Path | None = None, engine: str = "local", address: str | None = None,
+             shared_fs: bool | None = None, max_retries: int = 3) -> list[Failure]:
     """Execute every strategy notebook of the profile (strategies x orders x seeds), then the analyses.
 
     Returns the failures (empty when everything ran). `book_dir` (default ``book/``) receives the
     executed pages under ``generated/``; `notebooks_dir` (default ``notebooks/``) holds the
     ``strategies/`` and ``analyses/`` sources. See the module docstring for what is skipped.
+
+    `engine` ``"ray"`` runs the strategy notebooks as Ray tasks on the cluster at `address`, with
+    `max_retries` retries of a run whose worker died and `shared_fs` (None: detected) saying how
+    results reach this machine's runs directory (`nbforget.ray_backend`); the analyses still run
+    here, with `workers` processes.
     """
     if workers < 1:
         raise NbforgetError(f"workers must be at least 1, got {workers}")
+    if engine not in ENGINES:
+        raise NbforgetError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     overrides = dict(overrides or {})
     book_dir = Path(book_dir) if book_dir is not None else BOOK_DIR
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
@@ -415,10 +431,17 @@ def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses
     started = time.perf_counter()
     jobs, done, failures = strategy_jobs(config, parameter_path, overrides, book_dir=book_dir,
                                          notebooks_dir=notebooks_dir)
-    if jobs and workers > 1:
+    if jobs and (workers > 1 or engine == "ray"):
         _prepare_base_model(config, progress)
-    failures += _execute_all(jobs, workers=workers, progress=progress,
-                             description=f"{config.profile}: strategy runs", already_done=done)
+    if engine == "ray":
+        from nbforget.ray_backend import execute_on_ray
+
+        failures += execute_on_ray(jobs, config, address=address, shared_fs=shared_fs, max_retries=max_retries,
+                                   progress=progress, description=f"{config.profile}: strategy runs",
+                                   already_done=done)
+    else:
+        failures += _execute_all(jobs, workers=workers, progress=progress,
+                                 description=f"{config.profile}: strategy runs", already_done=done)
     if analyses:
         analysis, current = analysis_jobs(config, parameter_path, overrides, book_dir=book_dir,
                                           notebooks_dir=notebooks_dir, force=bool(jobs))
@@ -435,14 +458,17 @@ def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses
 
 def make_book(params_file: str | Path, overrides: dict | None = None, workers: int = 1, *,
               book_dir: str | Path | None = None, notebooks_dir: str | Path | None = None,
-              progress: bool = True) -> Path:
-    """Execute what is missing (`run_grid`), then build the book; returns the HTML folder.
+              progress: bool = True, engine: str = "local", address: str | None = None,
+              shared_fs: bool | None = None, max_retries: int = 3) -> Path:
+    """Execute what is missing (`run_grid`, with its `engine` options), then build the book; returns
+    the HTML folder.
 
     Raises `NbforgetError` listing the failed notebooks instead of building an incomplete book.
     """
     book_dir = Path(book_dir) if book_dir is not None else BOOK_DIR
     failures = run_grid(params_file, overrides=overrides, analyses=True, workers=workers, progress=progress,
-                        book_dir=book_dir, notebooks_dir=notebooks_dir)
+                        book_dir=book_dir, notebooks_dir=notebooks_dir, engine=engine, address=address,
+                        shared_fs=shared_fs, max_retries=max_retries)
     if failures:
         listing = "\n".join(f"  {failure}" for failure in failures)
         raise NbforgetError(f"{len(failures)} notebook(s) failed, so the book was not built; fix them "
