@@ -190,10 +190,28 @@ def _cluster_environment() -> dict:
 
 
 class Cluster:
-    def __init__(self, address: str, session: int, temp_dir: Path) -> None:
-        self.address = address
-        self.session = session
-        self.temp_dir = temp_dir
+    """The test cluster; `address` waits until ``ray start`` has finished (the local reference runs
+    are executed meanwhile)."""
+
+    def __init__(self, starter: subprocess.Popen, port: int) -> None:
+        self.starter = starter
+        self.session = starter.pid  # the session `ray start` was started in, with every process of the cluster
+        self.port = port
+        self.failed = ""
+
+    @property
+    def address(self) -> str:
+        if self.starter.returncode is None:
+            try:
+                output, _ = self.starter.communicate(timeout=CLUSTER_START_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.failed = f"`ray start` did not finish in {CLUSTER_START_SECONDS} s"
+            else:
+                if self.starter.returncode != 0:
+                    self.failed = f"`ray start` failed ({self.starter.returncode}):\n{output[-3000:]}"
+        if self.failed:
+            pytest.fail(self.failed, pytrace=False)
+        return f"127.0.0.1:{self.port}"
 
     def workers_running(self, task: str = "run_task") -> list[int]:
         """Worker processes of this cluster executing `task` (Ray names the process ``ray::<task>``)."""
@@ -241,24 +259,19 @@ def cluster(request, data_ready) -> Cluster:
     def stop() -> None:
         if starter.poll() is None:
             starter.kill()
+            starter.communicate()
         left = _end_session(starter.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes still running after the cluster was stopped: {left}"
 
     request.addfinalizer(stop)
-    try:
-        output, _ = starter.communicate(timeout=CLUSTER_START_SECONDS)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`ray start` did not finish in {CLUSTER_START_SECONDS} s", pytrace=False)
-    if starter.returncode != 0:
-        pytest.fail(f"`ray start` failed ({starter.returncode}):\n{output[-3000:]}", pytrace=False)
-    return Cluster(f"127.0.0.1:{gcs}", starter.pid, temp_dir)
+    return Cluster(starter, gcs)
 
 
 @pytest.fixture(scope="module")
 def workspace():
     """A folder of the module's own (pytest's base temporary folder may rotate under a long session)."""
-    root = Path(tempfile.mkdtemp(prefix="nbforget-ray-test-"))
+    root = Path(tempfile.mkdtemp(prefix="nbforget-test-ray-"))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -429,9 +442,9 @@ def test_without_shared_filesystem_files_come_back_and_an_unfinished_run_resumes
     assert _stored_config(runs, strategy) == _stored_config(local_runs, strategy)
     assert yaml.safe_load((folder / "config.yaml").read_text())["config"]["runs_dir"] == str(runs)
     notebook = (folder / RUN_NOTEBOOK).read_text()
-    scratch = str(Path(tempfile.gettempdir()) / SCRATCH_DIR)
-    assert scratch not in notebook, "a path of the worker's scratch folder is left in the notebook"
-    assert not list(Path(scratch).glob(f"*/runs/quick/{strategy}")), "the worker's scratch folder was not removed"
+    scratch = Path(tempfile.gettempdir()) / SCRATCH_DIR
+    assert f"{scratch}{os.sep}" not in notebook, "a path of the worker's scratch folder is left in the notebook"
+    assert not list(scratch.glob(f"*/runs/quick/{strategy}")), "the worker's scratch folder was not removed"
     assert str(folder) in notebook  # the run directory, as the driver sees it
     assert "VANILLA's CBT on the same order and seed" in notebook  # the reference run reached the worker
     assert json.loads(notebook)["metadata"]["papermill"]["output_path"] == str(folder / RUN_NOTEBOOK)
