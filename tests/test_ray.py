@@ -193,8 +193,9 @@ class Cluster:
     """The test cluster; `address` waits until ``ray start`` has finished (the local reference runs
     are executed meanwhile)."""
 
-    def __init__(self, starter: subprocess.Popen, port: int) -> None:
+    def __init__(self, starter: subprocess.Popen, port: int, temp_dir: Path) -> None:
         self.starter = starter
+        self.temp_dir = temp_dir
         self.session = starter.pid  # the session `ray start` was started in, with every process of the cluster
         self.port = port
         self.failed = ""
@@ -203,11 +204,12 @@ class Cluster:
     def address(self) -> str:
         if self.starter.returncode is None:
             try:
-                output, _ = self.starter.communicate(timeout=CLUSTER_START_SECONDS)
+                self.starter.wait(timeout=CLUSTER_START_SECONDS)
             except subprocess.TimeoutExpired:
                 self.failed = f"`ray start` did not finish in {CLUSTER_START_SECONDS} s"
             else:
                 if self.starter.returncode != 0:
+                    output = (self.temp_dir / "start.log").read_text(errors="replace")
                     self.failed = f"`ray start` failed ({self.starter.returncode}):\n{output[-3000:]}"
         if self.failed:
             pytest.fail(self.failed, pytrace=False)
@@ -239,33 +241,32 @@ def cluster(request, data_ready) -> Cluster:
     script = Path(sys.executable).with_name("ray")
     if not script.exists():
         pytest.fail(f"Ray is importable but its command {script} is missing", pytrace=False)
-    ports = set()
-    gcs = _free_ports(1)
-    ports.add(gcs)
-    client, agent = _free_ports(1, avoid=ports), None
-    ports.add(client)
-    agent = _free_ports(1, avoid=ports)
-    ports.add(agent)
+    ports: set[int] = set()
+    for _ in range(4):  # the GCS, Ray Client server, dashboard and dashboard agent
+        ports.add(_free_ports(1, avoid=ports))
+    gcs, client, dashboard, agent = sorted(ports)
     workers = _free_ports(101, avoid=ports)
     temp_dir = Path(tempfile.mkdtemp(prefix="nbf-ray-", dir="/tmp" if Path("/tmp").is_dir() else None))
     command = [str(script), "start", "--head", f"--port={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                f"--min-worker-port={workers}", f"--max-worker-port={workers + 100}",
-               f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
+               f"--ray-client-server-port={client}", f"--dashboard-port={dashboard}",
+               f"--dashboard-agent-listen-port={agent}",
                "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
     # Its own session: every daemon of the cluster, and every worker, belongs to it.
-    starter = subprocess.Popen(command, env=_cluster_environment(), start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(temp_dir / "start.log", "w") as log:
+        starter = subprocess.Popen(command, env=_cluster_environment(), start_new_session=True, stdout=log,
+                                   stderr=subprocess.STDOUT)
 
     def stop() -> None:
         if starter.poll() is None:
             starter.kill()
-            starter.communicate()
+            starter.wait()
         left = _end_session(starter.pid)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes still running after the cluster was stopped: {left}"
 
     request.addfinalizer(stop)
-    return Cluster(starter, gcs)
+    return Cluster(starter, gcs, temp_dir)
 
 
 @pytest.fixture(scope="module")

@@ -64,19 +64,7 @@ display(Markdown(analysis.describe_run(run)))
 plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
 
 # %% tags=["hide-input"]
-regions = analysis.matrix_regions(run.matrix)
-if run.square:
-    display(Markdown(
-        f"Mean score on the diagonal (just learned): {regions['diagonal']:.3f}; below it (learned "
-        f"earlier): {regions['below']:.3f}; above it (not trained yet): {regions['above']:.3f}; "
-        f"chance: {run.chance:.3f}. "
-        + ("Earlier languages score lower than right after they were learned: the model forgot part of them."
-           if regions["below"] < regions["diagonal"] else
-           "Earlier languages score at least as well as right after they were learned: no forgetting in this run.")
-    ))
-else:
-    display(Markdown(f"One row: the model after training on all languages at once. Its mean score is "
-                     f"{run.matrix[-1].mean():.3f}; chance: {run.chance:.3f}."))
+display(Markdown(analysis.describe_matrix(run)))
 
 # %% [markdown]
 # ## 3. Average score over the languages seen
@@ -102,23 +90,7 @@ record_summary(run_dir, summary)
 analysis.summary_table(summary)
 
 # %% tags=["hide-input"]
-cbt, chance, final = summary["cbt"], summary["chance"], summary["final_average"]
-if cbt == cbt:  # defined for sequential runs
-    verdict = ("forgetting is visible: the final model scores lower on earlier languages than right after "
-               "learning them" if cbt < 0 else
-               "no forgetting on average: the final model scores at least as well on earlier languages as "
-               "right after learning them")
-    baseline = [analysis.run_summary(other)["cbt"] for other in companions if other.strategy == "vanilla"]
-    comparison = ""
-    if baseline:
-        difference = cbt - baseline[0]
-        comparison = (f" VANILLA's CBT on the same order and seed is {baseline[0]:+.3f}, so {NAME} forgets "
-                      + ("about as much." if abs(difference) < 5e-4 else "less." if difference > 0 else "more."))
-    display(Markdown(f"{NAME} ends at a final average of {final:.3f} against a chance level of {chance:.3f}. "
-                     f"Its CBT is {cbt:+.3f}: {verdict}.{comparison}"))
-else:
-    display(Markdown(f"{NAME} ends at a final average of {final:.3f} against a chance level of {chance:.3f}. "
-                     "CBT is not defined for this run (a single training step)."))
+display(Markdown(analysis.describe_forgetting(summary, NAME, companions)))
 
 # %% [markdown]
 # ## 5. How far the weights moved

@@ -1132,3 +1132,38 @@ def display_name(strategy: str) -> str:
         return title.split(":")[0].strip() or strategy
     except Exception:  # noqa: BLE001 - a name is all we need; the registry is optional here
         return strategy
+
+
+def describe_matrix(run) -> str:
+    """One paragraph on the score matrix: diagonal, below and above it, against chance."""
+    if not run.square:
+        return (f"One row: the model after training on all languages at once. Its mean score is "
+                f"{run.matrix[-1].mean():.3f}; chance: {run.chance:.3f}.")
+    regions = matrix_regions(run.matrix)
+    verdict = ("Earlier languages score lower than right after they were learned: the model forgot part of them."
+               if regions["below"] < regions["diagonal"] else
+               "Earlier languages score at least as well as right after they were learned: no forgetting in this run.")
+    return (f"Mean score on the diagonal (just learned): {regions['diagonal']:.3f}; below it (learned "
+            f"earlier): {regions['below']:.3f}; above it (not trained yet): {regions['above']:.3f}; "
+            f"chance: {run.chance:.3f}. {verdict}")
+
+
+def describe_forgetting(summary: dict, name: str, companions=()) -> str:
+    """One paragraph on the final average and CBT, compared with VANILLA's run of the same order
+    and seed when one is among `companions` (and is not the run itself)."""
+    cbt, chance, final = summary["cbt"], summary["chance"], summary["final_average"]
+    opening = f"{name} ends at a final average of {final:.3f} against a chance level of {chance:.3f}. "
+    if cbt != cbt:  # NaN: a single training step
+        return opening + "CBT is not defined for this run (a single training step)."
+    verdict = ("forgetting is visible: the final model scores lower on earlier languages than right after "
+               "learning them" if cbt < 0 else
+               "no forgetting on average: the final model scores at least as well on earlier languages as "
+               "right after learning them")
+    comparison = ""
+    baseline = [run_summary(other)["cbt"] for other in companions
+                if other.strategy == "vanilla" and display_name("vanilla") != name]
+    if baseline:
+        difference = cbt - baseline[0]
+        comparison = (f" VANILLA's CBT on the same order and seed is {baseline[0]:+.3f}, so {name} forgets "
+                      + ("about as much." if abs(difference) < 5e-4 else "less." if difference > 0 else "more."))
+    return opening + f"Its CBT is {cbt:+.3f}: {verdict}.{comparison}"
