@@ -405,7 +405,7 @@ def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) ->
     records: dict[Path, RunRecord] = {}
     missing = []
     for strategy in expected:
-        for order in config.orders:
+        for order in config.orders_for(strategy):
             for seed in config.seeds:
                 store = RunStore(root, config.profile, strategy, order, seed)
                 if store.status == "complete":

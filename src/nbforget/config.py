@@ -121,6 +121,7 @@ class RunConfig:
     dataset: str = "sib200"  # "sib200", "xsid", "massive"
     languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
     orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
+    orders_by_strategy: dict[str, list[Any]] = field(default_factory=dict)  # strategy -> its own orders
     seeds: list[int] = field(default_factory=lambda: [0])
     strategies: list[str] = field(default_factory=lambda: [
         "multi", "mono", "vanilla", "shared_lora", "nonshared_lora",
@@ -139,6 +140,10 @@ class RunConfig:
     # Settings of where a run executes, not of what it computes: left out of `to_dict` (so out of
     # a run's recorded config.yaml and of `digest`), so that a run resumes under other resources.
     EXECUTION_FIELDS = ("resources",)
+
+    def orders_for(self, strategy: str) -> list:
+        """The orders `nbforget grid` runs for `strategy`: its own list if given, else `orders`."""
+        return list(self.orders_by_strategy.get(strategy, self.orders))
 
     def to_dict(self) -> dict:
         """The settings that define the runs' results (every field but `EXECUTION_FIELDS`)."""
@@ -173,7 +178,7 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-_FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets"}  # user-keyed maps, replaced whole
+_FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets", "orders_by_strategy"}  # user-keyed maps, replaced whole
 
 
 def _check_type(value: Any, hint: Any, where: str) -> Any:
@@ -286,6 +291,12 @@ def validate(config: RunConfig, where: str) -> None:
             resolve_order(order, config.languages)
         except NbforgetError as error:
             raise NbforgetError(f"{error} (in {where}: orders[{index}])") from None
+    for strategy, orders in config.orders_by_strategy.items():
+        for index, order in enumerate(orders):
+            try:
+                resolve_order(order, config.languages)
+            except NbforgetError as error:
+                raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy}[{index}])") from None
     if config.train.bf16 not in ("auto", "on", "off"):
         raise NbforgetError(f"{where}: train.bf16 must be auto, on or off, got {config.train.bf16!r}")
     if config.train.epochs < 1 or config.train.batch_size < 1:

@@ -277,12 +277,12 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
             missing.append(Failure(source, None, f"no notebook for strategy {strategy!r}; write "
                                                  f"{_display_path(source)} (one per registered strategy)"))
             continue
-        for order in config.orders:
+        for order in config.orders_for(strategy):
             for seed in config.seeds:
                 store = RunStore(config.runs_path, config.profile, strategy, order, seed)
                 output = store.path / RUN_NOTEBOOK
                 page = book_dir / "generated" / "strategies" / f"{strategy}.ipynb"
-                copies = (page,) if (order, seed) == first else ()
+                copies = (page,) if (order, seed) == (config.orders_for(strategy)[0], first[1]) else ()
                 if store.status == "complete" and _newer(output, source):
                     done += 1
                     for copy in copies:
