@@ -148,22 +148,19 @@ def _alive(pid: int) -> bool:
 
 
 def _end_session(session: int) -> list[int]:
-    """Stop every process of the cluster's session by its pid: SIGTERM, then SIGKILL what is left."""
-    targets = _session_processes(session)
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+    """Stop every process of the cluster's session by its pid (SIGKILL, as ``ray stop --force``
+    does, but only this cluster's processes); returns those still alive after 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        targets = [pid for pid in _session_processes(session) if _alive(pid)]
+        if not targets or time.monotonic() > deadline:
+            return targets
         for pid in targets:
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(pid) for pid in targets):
-            time.sleep(0.2)
-        targets = [pid for pid in targets if _alive(pid)] + [pid for pid in _session_processes(session)
-                                                             if pid not in targets]
-        if not targets:
-            break
-    return [pid for pid in targets if _alive(pid)]
+        time.sleep(0.2)
 
 
 def _port_free(port: int) -> bool:
@@ -381,6 +378,7 @@ def test_killed_worker_is_retried_and_resumes_from_the_last_completed_step(clust
         assert len(workers) == 1, f"expected one worker executing the run, found {workers}"
         table = _processes()
         kernels = [pid for pid, (ppid, _, _) in table.items() if ppid == workers[0]]
+        assert kernels, "the worker has no notebook kernel"
         os.kill(workers[0], signal.SIGKILL)
         killed_at = time.perf_counter() - started
         status = (folder / "status").read_text().strip()
@@ -391,6 +389,7 @@ def test_killed_worker_is_retried_and_resumes_from_the_last_completed_step(clust
             driver.kill()
     print(f"\nkilled after {len(committed)} step(s) at {killed_at:.0f} s; whole run {time.perf_counter() - started:.0f} s")
     text = log.read_text()
+    print("\n".join(line for line in text.replace("\r", "\n").splitlines() if "retry" in line))
     assert f"retry 1 of {strategy} order 1 seed 0" in text, text[-3000:]
     assert "1 done, 0 failed, 1 retry(ies) after a worker died" in text, text[-3000:]
     # The first attempt's kernel ended with its worker (no stray process trains the same run).
@@ -461,3 +460,30 @@ def test_gpus_asked_of_a_cluster_without_gpus_fail_before_anything_runs(cluster,
         run_grid(QUICK, overrides=overrides, analyses=False, progress=False, book_dir=workspace / "gpu" / "book",
                  engine="ray", address=cluster.address)
     assert not _run_dir(runs, "vanilla").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_is_reported_with_its_error_and_kept_notebook_not_retried(cluster, workspace):
+    """An error inside the notebook is the run's failure (the task is not retried); without a
+    shared filesystem the failed notebook still reaches the driver's store."""
+    from nbforget.grid import run_grid
+
+    notebooks = workspace / "failing" / "notebooks"
+    (notebooks / "strategies").mkdir(parents=True)
+    attempts = workspace / "failing" / "attempts"
+    (notebooks / "strategies" / "vanilla.py").write_text(
+        '# %% tags=["parameters"]\nparams_file = "x"\norder = None\nseed = None\noverrides = {}\n\n'
+        f'# %%\nwith open({str(attempts)!r}, "a") as log:\n    log.write("attempt\\n")\n'
+        'raise RuntimeError("deliberate failure")\n')
+    runs = workspace / "failing" / "runs"
+    failures = run_grid(QUICK, overrides=_overrides(runs, ["vanilla"]), analyses=False, progress=False,
+                        book_dir=workspace / "failing" / "book", notebooks_dir=notebooks, engine="ray",
+                        address=cluster.address, shared_fs=False)
+    assert len(failures) == 1
+    failure = failures[0]
+    assert failure.notebook == notebooks / "strategies" / "vanilla.py"
+    assert "RuntimeError: deliberate failure" in failure.error
+    assert failure.output == _run_dir(runs, "vanilla") / "notebook.failed.ipynb" and failure.output.is_file()
+    assert not (_run_dir(runs, "vanilla") / "notebook.ipynb").exists()
+    assert str(failure.output) in str(failure)
+    assert attempts.read_text() == "attempt\n"  # executed once: an error in the notebook is not retried

@@ -42,8 +42,9 @@ per task:
   its own notebook would write.
 - No shared filesystem (``shared_fs=False``, ``nbforget grid --no-shared-fs``, or the probe is not
   visible from the worker): the task runs into a scratch folder of its node
-  (``$TMPDIR/nbforget-ray/<key>/runs``), seeded with the driver's copy of an unfinished run (so
-  it resumes) and with the complete reference runs its page compares against, and returns the
+  (``$TMPDIR/nbforget-ray/<key>/runs``), seeded with the driver's copy of the run if it has
+  completed steps (so it resumes, and a complete run whose notebook is executed again is not
+  trained again) and with the complete reference runs its page compares against, and returns the
   run directory's files (config.yaml, progress.json, scores.csv, drift.csv, result.json, status,
   notebook.ipynb, notebook_summary.json, and the checkpoint of an unfinished run) as bytes. The
   driver writes them atomically into its store, ``status`` last, so that the copy reads as
@@ -310,14 +311,14 @@ def run_task(job: Job, spec: dict) -> dict:
     # No shared filesystem: run into this node's scratch folder, send the files back.
     root = scratch / "runs"
     run_dir = root / spec["run"]
-    unfinished = ray.get(spec["unfinished"]) if spec["unfinished"] is not None else {}
+    existing = ray.get(spec["existing"]) if spec["existing"] is not None else {}
     progress_file = run_dir / "progress.json"
     here = progress_file.read_bytes() if progress_file.exists() else None
-    if _steps(unfinished.get("progress.json")) > _steps(here):
+    if _steps(existing.get("progress.json")) > _steps(here):  # else a retry here got further already
         shutil.rmtree(run_dir, ignore_errors=True)
-        if "config.yaml" in unfinished:
-            unfinished = {**unfinished, "config.yaml": _relocate_config(unfinished["config.yaml"], str(root))}
-        _write_run(run_dir, unfinished)
+        if "config.yaml" in existing:
+            existing = {**existing, "config.yaml": _relocate_config(existing["config.yaml"], str(root))}
+        _write_run(run_dir, existing)
     references = ray.get(spec["references"]) if spec["references"] is not None else {}
     for relative, files in references.items():
         if (root / relative / "status").exists():
@@ -355,10 +356,10 @@ def _run_key(job: Job, config: RunConfig) -> tuple[str, str]:
     return relative, digest
 
 
-def _unfinished(folder: Path) -> dict[str, bytes] | None:
-    """The driver's copy of a run that has completed steps but is not complete, to resume elsewhere."""
-    status = folder / "status"
-    if not (folder / "progress.json").exists() or (status.exists() and status.read_text().strip() == "complete"):
+def _existing(folder: Path) -> dict[str, bytes] | None:
+    """The driver's copy of a run with completed steps, notebooks left out: an unfinished run resumes
+    from it elsewhere, and a complete one whose notebook is executed again is not trained again."""
+    if not (folder / "progress.json").exists():
         return None
     return _read_run(folder, skip=(RUN_NOTEBOOK, f"{Path(RUN_NOTEBOOK).stem}.failed.ipynb"))
 
@@ -487,16 +488,16 @@ def _drive(ray, jobs: list[Job], config: RunConfig, *, probe: str, token: str, s
         relative, key = keys[id(job)]
         if job.source not in texts:
             texts[job.source] = Path(job.source).read_text(encoding="utf-8")
-        unfinished = references = None
+        existing = references = None
         if shared_fs is not True:  # the files travel only if a worker needs them (nested refs are lazy)
-            found = _unfinished(Path(job.output).parent)
-            unfinished = ray.put(found) if found else None
+            found = _existing(Path(job.output).parent)
+            existing = ray.put(found) if found else None
             refs = _references(job, config) if job.phase > 0 else {}
             references = ray.put(refs) if refs else None
         spec = {"key": key, "run": relative, "probe": probe, "token": token, "shared_fs": shared_fs,
                 "runs_path": str(config.runs_path), "runs_dir": config.runs_dir,
                 "source_text": texts[job.source], "params_text": params_text,
-                "unfinished": unfinished, "references": references, "board": board}
+                "existing": existing, "references": references, "board": board}
         environment = {**forwarded, **job.environment}
         return task.remote(replace(job, environment=environment), spec)
 
