@@ -73,6 +73,10 @@ def assert_same_run(path: Path, reference: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv(path / "drift.csv"), pd.read_csv(reference / "drift.csv"),
                                   check_exact=True)
     assert step_records(path) == step_records(reference)
+    results = [json.loads((folder / "result.json").read_text()) for folder in (path, reference)]
+    for key in ("strategy", "order", "seed", "metrics", "trainable_parameters"):
+        assert results[0][key] == results[1][key], key
+    assert results[0]["timings"]["train_tokens"] == results[1]["timings"]["train_tokens"]
 
 
 # ----------------------------------------------------------------------------- every strategy

@@ -187,30 +187,9 @@ def _cluster_environment() -> dict:
 
 
 class Cluster:
-    """The test cluster; `address` waits until ``ray start`` has finished (the local reference runs
-    are executed meanwhile)."""
-
-    def __init__(self, starter: subprocess.Popen, port: int, temp_dir: Path) -> None:
-        self.starter = starter
-        self.temp_dir = temp_dir
-        self.session = starter.pid  # the session `ray start` was started in, with every process of the cluster
-        self.port = port
-        self.failed = ""
-
-    @property
-    def address(self) -> str:
-        if self.starter.returncode is None:
-            try:
-                self.starter.wait(timeout=CLUSTER_START_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.failed = f"`ray start` did not finish in {CLUSTER_START_SECONDS} s"
-            else:
-                if self.starter.returncode != 0:
-                    output = (self.temp_dir / "start.log").read_text(errors="replace")
-                    self.failed = f"`ray start` failed ({self.starter.returncode}):\n{output[-3000:]}"
-        if self.failed:
-            pytest.fail(self.failed, pytrace=False)
-        return f"127.0.0.1:{self.port}"
+    def __init__(self, address: str, session: int) -> None:
+        self.address = address
+        self.session = session  # the session `ray start` ran in: every process of the cluster is in it
 
     def workers_running(self, task: str = "run_task") -> list[int]:
         """Worker processes of this cluster executing `task` (Ray names the process ``ray::<task>``)."""
@@ -225,7 +204,9 @@ def cluster(request, data_ready) -> Cluster:
 
     Ray binds a node given as 127.0.0.1 to the machine's reachable address, so the cluster
     requires a token of its own (Ray's token authentication), which this process and the
-    drivers it starts get through the environment; RAY_ADDRESS is unset for the module.
+    drivers it starts get through the environment; RAY_ADDRESS is unset for the module. A start
+    that fails (Ray gives its raylet 30 s to register, which a loaded machine can miss) is
+    cleaned up and tried once more.
     """
     environment = pytest.MonkeyPatch()
     request.addfinalizer(environment.undo)
@@ -238,32 +219,40 @@ def cluster(request, data_ready) -> Cluster:
     script = Path(sys.executable).with_name("ray")
     if not script.exists():
         pytest.fail(f"Ray is importable but its command {script} is missing", pytrace=False)
-    ports: set[int] = set()
-    for _ in range(4):  # the GCS, Ray Client server, dashboard and dashboard agent
-        ports.add(_free_ports(1, avoid=ports))
-    gcs, client, dashboard, agent = sorted(ports)
-    workers = _free_ports(101, avoid=ports)
     temp_dir = Path(tempfile.mkdtemp(prefix="nbf-ray-", dir="/tmp" if Path("/tmp").is_dir() else None))
-    command = [str(script), "start", "--head", f"--port={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-               f"--min-worker-port={workers}", f"--max-worker-port={workers + 100}",
-               f"--ray-client-server-port={client}", f"--dashboard-port={dashboard}",
-               f"--dashboard-agent-listen-port={agent}",
-               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
-    # Its own session: every daemon of the cluster, and every worker, belongs to it.
-    with open(temp_dir / "start.log", "w") as log:
-        starter = subprocess.Popen(command, env=_cluster_environment(), start_new_session=True, stdout=log,
-                                   stderr=subprocess.STDOUT)
+    sessions: list[int] = []
 
     def stop() -> None:
-        if starter.poll() is None:
-            starter.kill()
-            starter.wait()
-        left = _end_session(starter.pid)
+        left = [pid for session in sessions for pid in _end_session(session)]
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes still running after the cluster was stopped: {left}"
 
     request.addfinalizer(stop)
-    return Cluster(starter, gcs, temp_dir)
+    output = ""
+    for attempt in range(2):
+        ports: set[int] = set()
+        for _ in range(4):  # the GCS, Ray Client server, dashboard and dashboard agent
+            ports.add(_free_ports(1, avoid=ports))
+        gcs, client, dashboard, agent = sorted(ports)
+        workers = _free_ports(101, avoid=ports)
+        command = [str(script), "start", "--head", f"--port={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                   f"--min-worker-port={workers}", f"--max-worker-port={workers + 100}",
+                   f"--ray-client-server-port={client}", f"--dashboard-port={dashboard}",
+                   f"--dashboard-agent-listen-port={agent}", "--include-dashboard=false", "--disable-usage-stats",
+                   f"--temp-dir={temp_dir}"]
+        # A session of its own: every daemon of the cluster, and every worker, belongs to it.
+        starter = subprocess.Popen(command, env=_cluster_environment(), start_new_session=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        sessions.append(starter.pid)
+        try:
+            output, _ = starter.communicate(timeout=CLUSTER_START_SECONDS)
+        except subprocess.TimeoutExpired:
+            starter.kill()
+            output = starter.communicate()[0] + f"\n(`ray start` did not finish in {CLUSTER_START_SECONDS} s)"
+        if starter.returncode == 0:
+            return Cluster(f"127.0.0.1:{gcs}", starter.pid)
+        _end_session(starter.pid)
+    pytest.fail(f"`ray start` failed twice; the last output:\n{output[-3000:]}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -487,3 +476,14 @@ def test_a_failing_notebook_is_reported_with_its_error_and_kept_notebook_not_ret
     assert not (_run_dir(runs, "vanilla") / "notebook.ipynb").exists()
     assert str(failure.output) in str(failure)
     assert attempts.read_text() == "attempt\n"  # executed once: an error in the notebook is not retried
+
+
+def test_an_address_where_no_cluster_answers_fails_fast():
+    pytest.importorskip("ray")
+    from nbforget.ray_backend import connect
+
+    port = _free_ports(1)
+    started = time.perf_counter()
+    with pytest.raises(NbforgetError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        connect(f"127.0.0.1:{port}")
+    assert time.perf_counter() - started < 30

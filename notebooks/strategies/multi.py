@@ -86,7 +86,7 @@ record_summary(run_dir, summary)
 analysis.summary_table(summary)
 
 # %% tags=["hide-input"]
-display(Markdown(analysis.describe_forgetting(summary, NAME, companions)))
+display(Markdown(analysis.describe_forgetting(summary, NAME)))
 
 # %% [markdown]
 # ## 5. How far the weights moved

@@ -289,7 +289,10 @@ def _result(store, config, runner, order, prepared, metric, started, bf16, devic
         if base is not None:
             summary["fwt"] = metrics.fwt(matrix, base)
     progress = store.progress()
-    counts = runner.trainable_counts
+    # Steps completed by an earlier process of a resumed run are known from their records only.
+    recorded = {Step(s["step"], tuple(s["languages"])).label: s["trainable_parameters"] for s in progress["steps"]
+                if s.get("trainable_parameters") is not None}
+    counts = {**recorded, **runner.trainable_counts}
     return {
         "strategy": runner.name, "profile": config.profile, "order": list(order), "seed": runner.context.seed,
         "metrics": summary,

@@ -2,24 +2,24 @@
 
     execute_on_ray(jobs, config, *, address=None, shared_fs=None, max_retries=3, progress=True,
                    description="", already_done=0) -> list[Failure]
-    connect(address=None, *, quiet=False) -> bool     ray.init as the grid does it; True when it started Ray
+    connect(address=None, *, quiet=False) -> bool     ray.init as the grid does it; True when it did
     check_resources(resources) -> None               fail fast when no node of the cluster fits a run
 
 `nbforget.grid.run_grid` builds the jobs (one per strategy x order x seed still to run) and hands
 them here when ``engine="ray"``; the analyses run locally afterwards, as with the local engine.
 
-Cluster. ``address`` is passed to ``ray.init``: ``"auto"`` (a cluster this machine belongs to),
-``"HOST:6379"`` (the head node's GCS). Without one, the
-environment variable ``RAY_ADDRESS`` is used when set (``"auto"``), otherwise a local Ray instance
-is started for the grid and stopped after it (``num_cpus`` = the machine's CPUs, no dashboard).
-A Ray session already initialised in the calling process is used as it is.
+Cluster. ``address`` is passed to ``ray.init``: ``"auto"`` (the cluster this machine belongs to,
+or the one ``RAY_ADDRESS`` names) or ``"HOST:6379"`` (the head node's GCS). Without one, the
+address is ``"auto"`` when ``RAY_ADDRESS`` is set, else a local Ray instance is started for the
+grid and stopped after it (``num_cpus`` = the machine's CPUs, no dashboard). A Ray session
+already initialised in the calling process is used as it is.
 
 Tasks. Each run is one task that executes the strategy notebook with papermill, exactly as the
 local engine does (`nbforget.grid.execute_job`), and reserves ``resources.num_cpus`` CPUs and
 ``resources.num_gpus`` GPUs of the run config (``params/defaults.yaml``; e.g.
-``--set resources.num_gpus=1``). Ray sets the kernel's ``OMP_NUM_THREADS`` to the task's CPUs and
-``CUDA_VISIBLE_DEVICES`` to its GPUs. Asking for GPUs from a cluster that has none is an error
-before anything runs. The runs of the reference strategies (MULTI, VANILLA) of an order and
+``--set resources.num_gpus=1``). Ray sets ``OMP_NUM_THREADS`` (unless the worker's environment
+does) to the task's CPUs and ``CUDA_VISIBLE_DEVICES`` to its GPUs, and the notebook kernel
+inherits both. Asking for GPUs from a cluster that has none is an error before anything runs. The runs of the reference strategies (MULTI, VANILLA) of an order and
 seed go before the other runs of that order and seed, whose pages draw them.
 
 Faults. A task is retried up to ``max_retries`` times (default 3) when its worker process or
@@ -112,7 +112,8 @@ def _import_ray():
 
 
 def connect(address: str | None = None, *, quiet: bool = False) -> bool:
-    """Connect to (or start) Ray; True when this call started it, so the caller shuts it down.
+    """Connect to (or start) Ray; True when this call initialised Ray in this process (connected or
+    started an instance), so the caller calls ``ray.shutdown()`` after its work.
 
     `address` None: ``"auto"`` when ``RAY_ADDRESS`` is set, else a new local instance with every
     CPU of the machine and no dashboard.
@@ -126,6 +127,8 @@ def connect(address: str | None = None, *, quiet: bool = False) -> bool:
     if address is None and not os.environ.get("RAY_ADDRESS"):
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=level)
     else:
+        if address and address != "auto":
+            _check_reachable(address)
         try:
             ray.init(address=address or "auto", logging_level=level)
         except (ConnectionError, RuntimeError, ValueError) as error:
@@ -134,6 +137,21 @@ def connect(address: str | None = None, *, quiet: bool = False) -> bool:
                                 "`ray start --head` (see the README) or leave --address out to run on "
                                 "this machine") from None
     return True
+
+
+def _check_reachable(address: str, timeout: float = 20.0) -> None:
+    """Fail fast on a ``HOST:PORT`` that does not answer (Ray itself retries for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT; Ray judges it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise NbforgetError(f"no Ray cluster answers at {address} ({error.strerror or error}); start its head "
+                            f"node with `ray start --head --port={port}` (see the README), check the address, "
+                            "or leave --address out to run on this machine") from None
 
 
 def _nodes() -> list[dict]:
