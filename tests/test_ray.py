@@ -90,6 +90,17 @@ def test_unknown_engine_is_an_error():
         run_grid(QUICK, engine="dask", progress=False)
 
 
+def test_an_address_where_no_cluster_answers_fails_fast():
+    pytest.importorskip("ray")
+    from nbforget.ray_backend import connect
+
+    port = _free_ports(1)
+    started = time.perf_counter()
+    with pytest.raises(NbforgetError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
+        connect(f"127.0.0.1:{port}")
+    assert time.perf_counter() - started < 30
+
+
 # --------------------------------------------------------------------------- processes of the test cluster
 
 
@@ -477,13 +488,3 @@ def test_a_failing_notebook_is_reported_with_its_error_and_kept_notebook_not_ret
     assert str(failure.output) in str(failure)
     assert attempts.read_text() == "attempt\n"  # executed once: an error in the notebook is not retried
 
-
-def test_an_address_where_no_cluster_answers_fails_fast():
-    pytest.importorskip("ray")
-    from nbforget.ray_backend import connect
-
-    port = _free_ports(1)
-    started = time.perf_counter()
-    with pytest.raises(NbforgetError, match=f"no Ray cluster answers at 127.0.0.1:{port}"):
-        connect(f"127.0.0.1:{port}")
-    assert time.perf_counter() - started < 30
