@@ -91,8 +91,7 @@ def test_unknown_engine_is_an_error():
 
 
 def test_an_address_where_no_cluster_answers_fails_fast():
-    pytest.importorskip("ray")
-    from nbforget.ray_backend import connect
+    from nbforget.ray_backend import connect  # raises before it imports Ray
 
     port = _free_ports(1)
     started = time.perf_counter()
@@ -226,6 +225,13 @@ def cluster(request, data_ready) -> Cluster:
     environment.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
     environment.delenv("RAY_ADDRESS", raising=False)
     environment.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    if "ray" in sys.modules:  # imported before this environment: make it read the token settings again
+        try:
+            from ray._private.authentication_test_utils import reset_auth_token_state
+        except ImportError:
+            pass
+        else:
+            reset_auth_token_state()
     pytest.importorskip("ray")  # after the environment: Ray reads its settings at import
     script = Path(sys.executable).with_name("ray")
     if not script.exists():

@@ -120,6 +120,8 @@ def connect(address: str | None = None, *, quiet: bool = False) -> bool:
     """
     import logging
 
+    if address and address != "auto":
+        _check_reachable(address)
     ray = _import_ray()
     if ray.is_initialized():
         return False
@@ -127,8 +129,6 @@ def connect(address: str | None = None, *, quiet: bool = False) -> bool:
     if address is None and not os.environ.get("RAY_ADDRESS"):
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=level)
     else:
-        if address and address != "auto":
-            _check_reachable(address)
         try:
             ray.init(address=address or "auto", logging_level=level)
         except (ConnectionError, RuntimeError, ValueError) as error:
