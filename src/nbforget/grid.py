@@ -36,6 +36,7 @@ the same run store (`nbforget.ray_backend`); the analyses run here afterwards.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import re
 import shutil
 import time
@@ -176,14 +177,41 @@ def execute_job(job: Job) -> Failure | None:
     into place; on failure it is kept as ``<output stem>.failed.ipynb`` and a `Failure` is
     returned. Copies are made after success.
     """
-    import papermill
-
     output = Path(job.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     running = output.with_name(f".{output.stem}.running.ipynb")
     failed = output.with_name(f"{output.stem}.failed.ipynb")
-    saved = {key: os.environ.get(key) for key in job.environment}
-    os.environ.update({key: str(value) for key, value in job.environment.items()})
+    with temporary_environment(job.environment):
+        failure = _run_papermill(job, running, failed)
+    if failure is not None:
+        return failure
+    _fix_metadata(running, job)
+    os.replace(running, output)
+    failed.unlink(missing_ok=True)
+    for copy in job.copies:
+        _copy(output, copy)
+    return None
+
+
+@contextmanager
+def temporary_environment(values: dict):
+    """Set environment variables for the block; restore (or remove) them afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update({key: str(value) for key, value in values.items()})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run_papermill(job: Job, running: Path, failed: Path) -> Failure | None:
+    """Execute `job`'s notebook into `running`; on failure keep it as `failed` and describe why."""
+    import papermill
+
     try:
         notebook = load_source(job.source)
         papermill.execute_notebook(
@@ -198,17 +226,6 @@ def execute_job(job: Job) -> Failure | None:
             _fix_metadata(failed, job)
             kept = failed
         return Failure(job.source, kept, _describe(error))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    _fix_metadata(running, job)
-    os.replace(running, output)
-    failed.unlink(missing_ok=True)
-    for copy in job.copies:
-        _copy(output, copy)
     return None
 
 

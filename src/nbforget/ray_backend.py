@@ -65,7 +65,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,6 +73,7 @@ import yaml
 from nbforget import NbforgetError
 from nbforget.config import ResourceSettings, RunConfig
 from nbforget.grid import (
+    temporary_environment,
     REFERENCE_STRATEGIES,
     RUN_NOTEBOOK,
     Failure,
@@ -198,20 +198,6 @@ class _Board:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _environment(values: dict):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update({key: str(value) for key, value in values.items()})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _same_text(path: Path, text: str) -> bool:
     try:
         return Path(path).read_text(encoding="utf-8") == text
@@ -301,7 +287,7 @@ def run_task(job: Job, spec: dict) -> dict:
         parameters["params_file"] = str(params)
     ensure_kernelspec()
     # Where this worker's notebook would write the run, and whether that is the driver's store.
-    with _environment(environment):
+    with temporary_environment(environment):
         runs = notebook_config(parameters["params_file"], parameters["overrides"]).runs_path
     try:
         shared = (runs / spec["probe"]).read_text() == spec["token"]
