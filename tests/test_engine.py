@@ -172,6 +172,35 @@ def test_changed_config_does_not_resume_an_unfinished_run(quick_config):
         run_strategy(changed, "vanilla", progress=False)
 
 
+@pytest.mark.slow
+def test_a_run_that_raises_is_marked_failed_and_resumes(quick_runs, quick_config, monkeypatch):
+    config = quick_config()
+    vanilla = REGISTRY["vanilla"]
+    original = vanilla.after_language
+    calls = []
+
+    def after_language_failing_at_the_second_step(self, model, step):
+        calls.append(step.index)
+        if step.index == 1:
+            raise RuntimeError("disk full while saving")
+        return original(self, model, step)
+
+    monkeypatch.setattr(vanilla, "after_language", after_language_failing_at_the_second_step)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_strategy(config, "vanilla", progress=False)
+    path = RunStore(config.runs_path, config.profile, "vanilla", config.orders[0], config.seeds[0]).path
+    assert (path / "status").read_text().strip() == "failed"
+    assert "disk full while saving" in (path / "error.txt").read_text()
+    assert list(step_records(path)) == [0]  # the completed step is kept
+    assert not (path / "result.json").exists()
+
+    monkeypatch.setattr(vanilla, "after_language", original)
+    run_strategy(config, "vanilla", progress=False)
+    assert (path / "status").read_text().strip() == "complete"
+    assert not (path / "error.txt").exists()
+    assert_same_run(path, quick_runs.path("vanilla"))
+
+
 # ----------------------------------------------------------------------------- resuming after a kill
 
 

@@ -312,7 +312,9 @@ def load_run(run_dir: str | Path) -> RunRecord:
     status = folder / "status"
     if not status.exists() or status.read_text().strip() != "complete":
         state = status.read_text().strip() if status.exists() else "absent"
-        raise NbforgetError(f"{folder} is not a complete run (status: {state}); run it first")
+        hint = f"its error is in {folder / 'error.txt'}; fix it and run again to resume" if state == "failed" \
+            else "run it first"
+        raise NbforgetError(f"{folder} is not a complete run (status: {state}); {hint}")
     stored = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
     result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     order = tuple(stored["order"])

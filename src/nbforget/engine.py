@@ -185,96 +185,100 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
     runner = strategy_class(context)
     store.start({"strategy": strategy, "order_spec": order_spec, "order": list(resolved), "seed": seed,
                  "config": config.to_dict()})
-    metric = PRIMARY_METRIC[prepared.kind]
-    pad_id = prepared.tokenizer.pad_token_id
-    split_names = ["test", "dev"] if config.train.evaluate_dev else ["test"]
+    try:
+        metric = PRIMARY_METRIC[prepared.kind]
+        pad_id = prepared.tokenizer.pad_token_id
+        split_names = ["test", "dev"] if config.train.evaluate_dev else ["test"]
 
-    def score(model, language: str, split: str) -> dict:
-        return score_split(model, prepared.encoded[(language, split)], kind=prepared.kind, labels=prepared.labels,
-                           batch_size=config.train.eval_batch_size, pad_id=pad_id, device=device, bf16=bf16)
+        def score(model, language: str, split: str) -> dict:
+            return score_split(model, prepared.encoded[(language, split)], kind=prepared.kind, labels=prepared.labels,
+                               batch_size=config.train.eval_batch_size, pad_id=pad_id, device=device, bf16=bf16)
 
-    def rows(step_index: int, trained: str, scores: dict[tuple[str, str], dict]) -> list[dict]:
-        return [{"order": str(order_spec), "step": step_index, "trained_language": trained, "eval_language": lang,
-                 "split": split, "metric": name, "value": value}
-                for (lang, split), values in scores.items() for name, value in values.items()]
+        def rows(step_index: int, trained: str, scores: dict[tuple[str, str], dict]) -> list[dict]:
+            return [{"order": str(order_spec), "step": step_index, "trained_language": trained, "eval_language": lang,
+                     "split": split, "metric": name, "value": value}
+                    for (lang, split), values in scores.items() for name, value in values.items()]
 
-    started = time.perf_counter()
-    state = store.progress()
-    base_model = context.new_model()
-    base_weights = {k: v.clone() for k, v in encoder_weights(base_model).items()}
-    if state["base"] is None:
-        base_row = {(lang, split): score(base_model, lang, split) for lang in resolved for split in split_names}
-        state["base"] = rows(-1, "", base_row)
-    del base_model
-    steps = runner.steps(resolved)
-    done = [s["step"] for s in state["steps"]]
-    model = runner.initial_model()
-    if done:
-        trained = [lang for s in state["steps"] for lang in s["languages"]]
-        model = runner.prepare_resume(model, trained)
-        checkpoint = store.load_checkpoint()
-        if checkpoint is not None:
-            own = {k: v for k, v in checkpoint.items() if not k.startswith("strategy::")}
-            missing, unexpected = model.load_state_dict(own, strict=False)
-            if unexpected:
-                raise NbforgetError(f"checkpoint of {store.path} does not fit the model: {unexpected[:3]}")
-            runner.load_state({k.removeprefix("strategy::"): v for k, v in checkpoint.items()
-                               if k.startswith("strategy::")})
-    own_scores: dict[tuple[str, str], dict] = {}
-    for record in state["steps"]:
-        for row in record["scores"]:
-            if row["eval_language"] in record["languages"]:
-                own_scores.setdefault((row["eval_language"], row["split"]), {})[row["metric"]] = row["value"]
-    new_steps = 0
-    bar = tqdm(steps, desc=f"{strategy} order {order_spec} seed {seed}", disable=not progress)
-    for step in bar:
-        if step.index in done:
-            continue
-        if stop_after is not None and new_steps >= stop_after:
-            bar.close()
-            return store.path
-        bar.set_postfix(language=step.label)
-        model = runner.before_language(model, step)
-        train_data = _concat([prepared.encoded[(lang, "train")] for lang in step.languages])
-        dev_data = _concat([prepared.encoded[(lang, "dev")] for lang in step.languages])
-        runner.train_data = train_data  # for hooks that need the step's data (EWC's Fisher in after_language)
+        started = time.perf_counter()
+        state = store.progress()
+        base_model = context.new_model()
+        base_weights = {k: v.clone() for k, v in encoder_weights(base_model).items()}
+        if state["base"] is None:
+            base_row = {(lang, split): score(base_model, lang, split) for lang in resolved for split in split_names}
+            state["base"] = rows(-1, "", base_row)
+        del base_model
+        steps = runner.steps(resolved)
+        done = [s["step"] for s in state["steps"]]
+        model = runner.initial_model()
+        if done:
+            trained = [lang for s in state["steps"] for lang in s["languages"]]
+            model = runner.prepare_resume(model, trained)
+            checkpoint = store.load_checkpoint()
+            if checkpoint is not None:
+                own = {k: v for k, v in checkpoint.items() if not k.startswith("strategy::")}
+                missing, unexpected = model.load_state_dict(own, strict=False)
+                if unexpected:
+                    raise NbforgetError(f"checkpoint of {store.path} does not fit the model: {unexpected[:3]}")
+                runner.load_state({k.removeprefix("strategy::"): v for k, v in checkpoint.items()
+                                   if k.startswith("strategy::")})
+        own_scores: dict[tuple[str, str], dict] = {}
+        for record in state["steps"]:
+            for row in record["scores"]:
+                if row["eval_language"] in record["languages"]:
+                    own_scores.setdefault((row["eval_language"], row["split"]), {})[row["metric"]] = row["value"]
+        new_steps = 0
+        bar = tqdm(steps, desc=f"{strategy} order {order_spec} seed {seed}", disable=not progress)
+        for step in bar:
+            if step.index in done:
+                continue
+            if stop_after is not None and new_steps >= stop_after:
+                bar.close()
+                return store.path
+            bar.set_postfix(language=step.label)
+            model = runner.before_language(model, step)
+            train_data = _concat([prepared.encoded[(lang, "train")] for lang in step.languages])
+            dev_data = _concat([prepared.encoded[(lang, "dev")] for lang in step.languages])
+            runner.train_data = train_data  # for hooks that need the step's data (EWC's Fisher in after_language)
 
-        def dev_score(m, data):
-            return score_split(m, data, kind=prepared.kind, labels=prepared.labels,
-                               batch_size=config.train.eval_batch_size, pad_id=pad_id, device=device,
-                               bf16=bf16)[metric]
+            def dev_score(m, data):
+                return score_split(m, data, kind=prepared.kind, labels=prepared.labels,
+                                   batch_size=config.train.eval_batch_size, pad_id=pad_id, device=device,
+                                   bf16=bf16)[metric]
 
-        history = train_language(
-            model, train_data, dev_data, kind=prepared.kind, dev_score=dev_score, epochs=config.train.epochs,
-            batch_size=config.train.batch_size, learning_rate=runner.learning_rate,
-            weight_decay=config.train.weight_decay, warmup_ratio=config.train.warmup_ratio,
-            patience=config.train.patience, bf16=bf16, seed=language_seed(seed, step.label), pad_id=pad_id,
-            device=device, extra_loss=runner.extra_loss, progress=progress, description=f"train {step.label}",
-        )
-        model = runner.after_language(model, step)
-        is_last = step.index == steps[-1].index
-        if is_last:
-            model = runner.finish(model)
-        row_scores = {}
-        for lang in resolved:
-            for split in split_names:
-                evaluator = runner.model_for(model, lang, step)
-                row_scores[(lang, split)] = own_scores[(lang, split)] if evaluator is None else score(evaluator, lang, split)
-                if lang in step.languages:
-                    own_scores[(lang, split)] = row_scores[(lang, split)]
-        drift = parameter_drift(runner.drift_model(model), base_weights) if model is not None else []
-        state["steps"].append({
-            "step": step.index, "languages": list(step.languages), "scores": rows(step.index, step.label, row_scores),
-            "history": history, "drift": drift, "trainable_parameters": runner.trainable_counts.get(step.label),
-        })
-        checkpoint = None
-        if runner.keeps_checkpoint and not is_last:
-            checkpoint = {k: v for k, v in model.state_dict().items()}
-            checkpoint.update({f"strategy::{k}": v for k, v in runner.state().items()})
-        store.commit_step(state, checkpoint)
-        new_steps += 1
-    bar.close()
-    store.finish(_result(store, config, runner, resolved, prepared, metric, started, bf16, device))
+            history = train_language(
+                model, train_data, dev_data, kind=prepared.kind, dev_score=dev_score, epochs=config.train.epochs,
+                batch_size=config.train.batch_size, learning_rate=runner.learning_rate,
+                weight_decay=config.train.weight_decay, warmup_ratio=config.train.warmup_ratio,
+                patience=config.train.patience, bf16=bf16, seed=language_seed(seed, step.label), pad_id=pad_id,
+                device=device, extra_loss=runner.extra_loss, progress=progress, description=f"train {step.label}",
+            )
+            model = runner.after_language(model, step)
+            is_last = step.index == steps[-1].index
+            if is_last:
+                model = runner.finish(model)
+            row_scores = {}
+            for lang in resolved:
+                for split in split_names:
+                    evaluator = runner.model_for(model, lang, step)
+                    row_scores[(lang, split)] = own_scores[(lang, split)] if evaluator is None else score(evaluator, lang, split)
+                    if lang in step.languages:
+                        own_scores[(lang, split)] = row_scores[(lang, split)]
+            drift = parameter_drift(runner.drift_model(model), base_weights) if model is not None else []
+            state["steps"].append({
+                "step": step.index, "languages": list(step.languages), "scores": rows(step.index, step.label, row_scores),
+                "history": history, "drift": drift, "trainable_parameters": runner.trainable_counts.get(step.label),
+            })
+            checkpoint = None
+            if runner.keeps_checkpoint and not is_last:
+                checkpoint = {k: v for k, v in model.state_dict().items()}
+                checkpoint.update({f"strategy::{k}": v for k, v in runner.state().items()})
+            store.commit_step(state, checkpoint)
+            new_steps += 1
+        bar.close()
+        store.finish(_result(store, config, runner, resolved, prepared, metric, started, bf16, device))
+    except Exception as error:  # recorded, then raised: completed steps stay and resume
+        store.fail(error)
+        raise
     return store.path
 
 

@@ -10,7 +10,8 @@ Layout of ``runs/<profile>/<strategy>/order-<order>/seed-<seed>/``:
 - ``drift.csv``     per-step, per-layer relative distance of the weights from the base
 - ``checkpoint/``   weights after the last completed step (safetensors), for resuming
 - ``result.json``   written when the run completes: metrics, timings, versions, git commit
-- ``status``        ``running``, ``complete`` or ``failed``
+- ``status``        ``running``, ``complete`` or ``failed`` (then ``error.txt`` holds the traceback;
+                    a process killed outright leaves ``running``)
 
 A run killed at any point resumes from the last step recorded in ``progress.json``.
 """
@@ -68,6 +69,14 @@ class RunStore:
     def set_status(self, value: str) -> None:
         atomic_write(self.path / "status", value + "\n")
 
+    def fail(self, error: BaseException) -> None:
+        """Mark the run failed and say why; its completed steps stay and a new start resumes them."""
+        import traceback
+
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        atomic_write(self.path / "error.txt", text)
+        self.set_status("failed")
+
     def progress(self) -> dict:
         file = self.path / "progress.json"
         if not file.exists():
@@ -85,6 +94,7 @@ class RunStore:
                     "or use another runs_dir to start over"
                 )
         atomic_write(config_file, text)
+        (self.path / "error.txt").unlink(missing_ok=True)
         self.set_status("running")
 
     def commit_step(self, progress: dict, checkpoint: dict | None) -> None:

@@ -33,7 +33,7 @@ class Multi(Strategy):
         return [Step(0, tuple(order))]
 
     def before_language(self, model, step: Step):
-        self.trainable_counts["all"] = count_parameters(model)
+        self.trainable_counts[step.label] = count_parameters(model)
         return model
 
 
