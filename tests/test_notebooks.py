@@ -59,6 +59,39 @@ def test_every_registered_strategy_has_a_notebook_with_its_title(strategy):
     assert f'STRATEGY = "{strategy}"' in source.read_text()
 
 
+def strategy_body(strategy: str) -> list[str]:
+    """The lines after a strategy notebook's purpose, with its own names replaced by placeholders."""
+    from nbforget.analysis import display_name
+
+    text = (NOTEBOOKS / "strategies" / f"{strategy}.py").read_text()
+    body = text[text.index('# %% tags=["parameters"]'):]
+    for own, placeholder in ((display_name(strategy), "<NAME>"), (strategy, "<name>"),
+                             (strategy.replace("_", "-"), "<name>")):
+        body = body.replace(own, placeholder)
+    return body.splitlines()
+
+
+# What a sequential strategy's page adds to VANILLA's: VANILLA drawn as its baseline.
+BASELINE_LINES = {
+    "# VANILLA's curve for the same order and seed is drawn too, when it exists, as the baseline.",
+    'companions = analysis.companion_runs(config, run, ["multi", "vanilla"])',
+}
+
+
+def test_sequential_strategy_pages_share_one_body_with_vanilla():
+    """Every strategy page but MULTI's (one joint step) is VANILLA's page with its own title, purpose
+    and names, plus VANILLA as the baseline: an edit to one must be made to all."""
+    reference = [line for line in strategy_body("vanilla")
+                 if "companion_runs" not in line]
+    for strategy in STRATEGIES:
+        if strategy in ("multi", "vanilla"):
+            continue
+        body = strategy_body(strategy)
+        assert BASELINE_LINES <= set(body), f"{strategy}.py does not draw VANILLA as its baseline"
+        assert [line for line in body if line not in BASELINE_LINES] == reference, \
+            f"notebooks/strategies/{strategy}.py departs from vanilla.py outside its title and purpose"
+
+
 def test_every_strategy_notebook_names_a_registered_strategy():
     unknown = [path.stem for path in STRATEGY_SOURCES if path.stem not in REGISTRY]
     assert not unknown, f"notebooks without a registered strategy: {unknown}"
