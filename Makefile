@@ -38,8 +38,10 @@ test-fast: data
 grid: data
 	HF_HUB_OFFLINE=1 $(BIN)/nbforget grid --params $(PROFILE) --workers $(WORKERS)
 
+# The book, then every page opened in headless Chromium when it is installed (`make browser`).
 book: data
-	HF_HUB_OFFLINE=1 $(BIN)/nbforget book --params $(PROFILE) --workers $(WORKERS)
+	HF_HUB_OFFLINE=1 $(BIN)/nbforget book --params $(PROFILE) --workers $(WORKERS) \
+	  $$(command -v chromium >/dev/null && command -v chromedriver >/dev/null && echo --check)
 
 languages: venv
 	$(BIN)/nbforget languages

@@ -17,6 +17,17 @@ from pathlib import Path
 import pytest
 
 from nbforget import NbforgetError
+from nbforget.browser import (
+    PageCheck,
+    book_pages,
+    browser_available,
+    check_book,
+    chromium_paths,
+    open_page,
+    report,
+    start_browser,
+)
+from nbforget.browser import check_page as browser_check_page
 from nbforget.book import (
     BOOK_DIR,
     REPO,
@@ -29,12 +40,6 @@ from nbforget.book import (
 )
 
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-BROWSER_ARGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000",
-)
 OVERVIEW_TITLE = "Overview of the strategies"
 
 
@@ -310,70 +315,21 @@ def test_a_warning_fails_the_build_and_the_error_shows_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip(
-            f"the browser test needs Chromium at {CHROMIUM} and its driver at {CHROMEDRIVER} "
-            "(Debian: apt-get install -y chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in BROWSER_ARGS:
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    if not browser_available():
+        chromium, driver = chromium_paths()
+        pytest.skip(f"the browser test needs Chromium at {chromium} and its driver at {driver} "
+                    "(Debian: apt-get install -y chromium chromium-driver)")
+    driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
 
-def open_page(driver, url: str) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.get(url)
-    wait = WebDriverWait(driver, 30)
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
-    wait.until(lambda d: d.execute_script(
-        "return Array.from(document.images).every(image => image.complete)"))
-
-
-def wait_for_mathjax(driver) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-        "return Boolean(window.MathJax && MathJax.startup && MathJax.startup.promise)"))
-    driver.set_script_timeout(30)
-    driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "MathJax.startup.promise.then(() => done(true), error => done(String(error)));"
-    )
-
-
 def check_page(driver, base_url: str, name: str) -> None:
-    """Every image loaded, math (if any) typeset, and nothing fetched from another host."""
-    broken = driver.execute_script(
-        "return Array.from(document.images)"
-        ".filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)"
-    )
-    assert broken == [], f"{name}: images that did not load: {broken}"
-    if driver.execute_script("return document.querySelector('.math, .MathJax, mjx-container') !== null"):
-        wait_for_mathjax(driver)
-        typeset = driver.execute_script("return document.querySelectorAll('mjx-container').length")
-        errors = driver.execute_script("return document.querySelectorAll('mjx-merror').length")
-        assert typeset > 0, f"{name}: the page has math but MathJax typeset none of it"
-        assert errors == 0, f"{name}: MathJax reported {errors} TeX errors"
-    loaded = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(entry => entry.name)")
-    remote = [url for url in loaded if not url.startswith(base_url)]
-    assert remote == [], f"{name}: fetched from other hosts: {remote}"
-    severe = [entry["message"] for entry in driver.get_log("browser")
-              if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
-    assert severe == [], f"{name}: browser console errors: {severe}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"book-{name}.png"))
+    """Every image loaded, math (if any) typeset, nothing fetched from another host; a screenshot."""
+    page = driver.current_url.removeprefix(base_url)
+    result = browser_check_page(driver, base_url, page, ARTIFACTS)
+    assert result.ok, f"{name}: {result.problems}"
+    result.screenshot.rename(ARTIFACTS / f"book-{name}.png")
 
 
 @pytest.mark.slow
@@ -398,3 +354,60 @@ def test_book_renders_in_a_headless_browser(built_book, browser):
         assert images, "the notebook's figure is missing from the page"
         check_page(browser, base_url, "overview")
 
+
+
+@pytest.mark.slow
+def test_check_book_opens_every_page_and_finds_them_all_rendered(built_book, browser, tmp_path):
+    pages = book_pages(built_book)
+    assert {"intro.html", "method.html", "generated/analyses/overview.html"} <= set(pages)
+    results = check_book(built_book, screenshots=tmp_path / "shots", progress=False)
+    assert [result.page for result in results] == pages
+    assert all(result.ok for result in results), report(results)
+    overview = next(result for result in results if result.page == "generated/analyses/overview.html")
+    assert overview.images >= 1
+    method = next(result for result in results if result.page == "method.html")
+    assert method.math > 0
+    assert all(result.screenshot.is_file() and result.screenshot.stat().st_size > 1000 for result in results)
+    assert report(results).endswith(f"{len(pages)} of {len(pages)} pages render")
+
+
+@pytest.mark.slow
+def test_check_book_reports_a_broken_figure(built_book, browser, tmp_path):
+    broken = tmp_path / "html"
+    shutil.copytree(built_book, broken)
+    page = broken / "generated" / "analyses" / "overview.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("_images/", "_images/missing-"), encoding="utf-8")
+    results = {result.page: result for result in check_book(broken, progress=False)}
+    overview = results["generated/analyses/overview.html"]
+    assert not overview.ok and any("images that did not load" in problem for problem in overview.problems)
+    assert results["intro.html"].ok
+    assert "FAIL  generated/analyses/overview.html" in report(list(results.values()))
+
+
+def test_book_pages_leave_out_static_files_search_and_the_redirect(tmp_path):
+    for name in ("index.html", "intro.html", "search.html", "genindex.html", "_static/x.html",
+                 "generated/analyses/overview.html", "_sources/intro.html"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("<html></html>")
+    assert book_pages(tmp_path) == ["generated/analyses/overview.html", "intro.html"]
+
+
+def test_check_book_needs_pages(tmp_path):
+    with pytest.raises(NbforgetError, match="holds no book pages; build the book first"):
+        check_book(tmp_path, progress=False)
+
+
+def test_cli_book_check_exits_non_zero_when_a_page_fails(monkeypatch, tmp_path, capsys):
+    from nbforget import browser, cli, grid
+
+    html = tmp_path / "_build" / "html"
+    html.mkdir(parents=True)
+    monkeypatch.setattr(grid, "make_book", lambda *args, **kwargs: html)
+    outcome = [PageCheck("intro.html", images=1), PageCheck("method.html", math=3)]
+    monkeypatch.setattr(browser, "check_book", lambda *args, **kwargs: outcome)
+    assert cli.main(["book", "--check", "--quiet"]) == 0
+    assert "2 of 2 pages render" in capsys.readouterr().out
+    outcome[1].problems.append("MathJax reported 2 TeX errors")
+    assert cli.main(["book", "--check", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  method.html" in out and "MathJax reported 2 TeX errors" in out and "1 do not" in out

@@ -113,7 +113,15 @@ def cmd_book(args) -> int:
 
     path = make_book(args.params, overrides=_overrides(args.set), workers=args.workers, **_engine(args))
     print(f"book built: {path / 'index.html'}")
-    return 0
+    if not args.check:
+        return 0
+    from nbforget.browser import check_book, report
+
+    screenshots = path.parent / "screenshots"
+    results = check_book(path, screenshots=screenshots, progress=not args.quiet)
+    print(report(results))
+    print(f"screenshots: {screenshots}")
+    return 0 if all(result.ok for result in results) else 1
 
 
 def cmd_convert_e5(args) -> int:
@@ -180,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "completed step (default: 3)")
         if name == "grid":
             command.add_argument("--no-analyses", action="store_true", help="only the strategy notebooks")
+        if name == "book":
+            command.add_argument("--check", action="store_true",
+                                 help="then open every page in headless Chromium: images load, math typesets, "
+                                      "nothing remote; screenshots beside the HTML (exit 1 if a page fails)")
         command.set_defaults(func=func)
 
     models = sub.add_parser("models", help="model utilities")
