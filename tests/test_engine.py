@@ -396,3 +396,45 @@ def test_encode_and_collate_classification(xsid_tasks):
     assert batch["labels"].tolist() == [0, 1]
     assert batch["attention_mask"].sum().item() == data.real_tokens
     assert batch["input_ids"][0, len(data.input_ids[0]):].eq(tokenizer.pad_token_id).all()
+
+
+# ----------------------------------------------------------------------------- the tiny encoder's cache
+
+BUILD_ONE = """
+import sys
+from pathlib import Path
+import nbforget.models as models
+from nbforget.config import load_config
+
+marker_dir, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
+original = models._build_tiny
+
+def counted(*args, **kwargs):
+    (marker_dir / f"built-by-{__import__('os').getpid()}").write_text("")
+    return original(*args, **kwargs)
+
+models._build_tiny = counted
+config = load_config(sys.argv[3], {"model": {"seed": 7}})
+print(models.build_tiny(config.model, list(config.languages), data_dir, progress=False))
+"""
+
+
+@pytest.mark.slow
+def test_runs_started_together_build_the_tiny_encoder_once(data_ready, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for item in (REPO_ROOT / "data").iterdir():  # the prepared data, without the model cache
+        if item.name != "models":
+            (data_dir / item.name).symlink_to(item)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [subprocess.Popen([sys.executable, "-c", BUILD_ONE, str(markers), str(data_dir), str(QUICK_PROFILE)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+                 for _ in range(2)]
+    outputs = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], [err[-2000:] for _, err in outputs]
+    folders = {out.strip().splitlines()[-1] for out, _ in outputs}
+    assert len(folders) == 1
+    assert len(list(markers.iterdir())) == 1, "both processes pretrained the encoder"
+    assert (Path(folders.pop()) / "pretraining.json").is_file()

@@ -93,11 +93,25 @@ def build_tiny(config: ModelConfig, languages: list[str], data_dir: Path, *, pro
     empty = [language for language, lines in texts.items() if not lines]
     if empty:
         raise NbforgetError(f"no pretraining text for {empty} in {data_dir}; run `nbforget data` first")
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Runs started together (`--workers 2`) build it once: the others wait here, then reuse it.
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if (folder / "pretraining.json").exists():
+            return folder
+        return _build_tiny(config, tokenizer_lines(texts), folder, languages, progress=progress)
+
+
+def tokenizer_lines(texts: dict[str, list[str]]) -> list[str]:
+    return [line for language in sorted(texts) for line in texts[language]]
+
+
+def _build_tiny(config: ModelConfig, lines: list[str], folder: Path, languages: list[str], *,
+                progress: bool) -> Path:
     started = time.perf_counter()
-    lines = [line for language in sorted(texts) for line in texts[language]]
     tokenizer = train_tokenizer(lines, config.vocab_size)
     model, history = _pretrain_mlm(config, tokenizer, lines, progress=progress)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
