@@ -208,3 +208,11 @@ def test_summary_round_trip_and_versions(tmp_path):
     table = versions_table(REPO_ROOT / "runs" / "quick")
     assert {"python", "nbforget", "torch", "transformers", "peft"} <= set(table.index)
     assert table.loc["run directory", "value"] == "runs/quick"
+
+
+def test_pages_name_run_folders_inside_the_repository_relative_to_it(tmp_path):
+    from nbforget.analysis import _shown_path
+    from nbforget.config import REPO_ROOT
+
+    assert _shown_path(REPO_ROOT / "runs" / "embedded") == "runs/embedded"
+    assert _shown_path(tmp_path / "runs") == str(tmp_path.resolve() / "runs")
