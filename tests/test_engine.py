@@ -117,6 +117,7 @@ def test_strategy_runs_to_a_complete_score_matrix(quick_runs, strategy):
         assert result["versions"][package], package
     assert len(result["git_commit"]) == 40 and isinstance(result["git_dirty"], bool)
     assert result["timings"]["train_tokens"] > 0
+    assert result["timings"]["torch_threads"] == torch.get_num_threads()  # reproducible per thread count
 
     drift = pd.read_csv(path / "drift.csv")
     assert set(drift.step) == {s.index for s in steps}

@@ -305,6 +305,9 @@ def _result(store, config, runner, order, prepared, metric, started, bf16, devic
         "timings": {"seconds": round(time.perf_counter() - started, 2),
                     "train_seconds": sum(s["history"]["seconds"] for s in progress["steps"]),
                     "train_tokens": sum(s["history"]["tokens"] for s in progress["steps"]),
-                    "bf16": bf16, "device": str(device)},
+                    "bf16": bf16, "device": str(device),
+                    # results are reproducible for a given thread count; another count changes the
+                    # floating-point reductions, and training carries the difference on
+                    "torch_threads": torch.get_num_threads()},
         "base_model": prepared.base_source, **provenance(REPO_ROOT),
     }
