@@ -211,8 +211,7 @@ def test_summary_round_trip_and_versions(tmp_path):
 
 
 def test_pages_name_run_folders_inside_the_repository_relative_to_it(tmp_path):
-    from nbforget.analysis import _shown_path
-    from nbforget.config import REPO_ROOT
+    from nbforget.config import REPO_ROOT, display_path
 
-    assert _shown_path(REPO_ROOT / "runs" / "embedded") == "runs/embedded"
-    assert _shown_path(tmp_path / "runs") == str(tmp_path.resolve() / "runs")
+    assert display_path(REPO_ROOT / "runs" / "embedded") == "runs/embedded"
+    assert display_path(tmp_path / "runs") == str(tmp_path.resolve() / "runs")

@@ -23,11 +23,11 @@ from nbforget.browser import (
     browser_available,
     check_book,
     chromium_paths,
+    inspect_page,
     open_page,
     report,
     start_browser,
 )
-from nbforget.browser import check_page as browser_check_page
 from nbforget.book import (
     BOOK_DIR,
     REPO,
@@ -325,11 +325,11 @@ def browser(tmp_path_factory):
 
 
 def check_page(driver, base_url: str, name: str) -> None:
-    """Every image loaded, math (if any) typeset, nothing fetched from another host; a screenshot."""
-    page = driver.current_url.removeprefix(base_url)
-    result = browser_check_page(driver, base_url, page, ARTIFACTS)
+    """The open page: every image loaded, math (if any) typeset, nothing fetched from another
+    host, no console errors; a screenshot in test-artifacts/."""
+    result = inspect_page(driver, base_url, driver.current_url.removeprefix(base_url),
+                          ARTIFACTS / f"book-{name}.png")
     assert result.ok, f"{name}: {result.problems}"
-    result.screenshot.rename(ARTIFACTS / f"book-{name}.png")
 
 
 @pytest.mark.slow

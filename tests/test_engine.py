@@ -178,10 +178,8 @@ def test_a_run_that_raises_is_marked_failed_and_resumes(quick_runs, quick_config
     config = quick_config()
     vanilla = REGISTRY["vanilla"]
     original = vanilla.after_language
-    calls = []
 
     def after_language_failing_at_the_second_step(self, model, step):
-        calls.append(step.index)
         if step.index == 1:
             raise RuntimeError("disk full while saving")
         return original(self, model, step)

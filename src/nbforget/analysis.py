@@ -56,7 +56,7 @@ import pandas as pd
 import yaml
 
 from nbforget import NbforgetError, metrics
-from nbforget.config import RunConfig
+from nbforget.config import RunConfig, display_path
 from nbforget.runs import RunStore, base_scores, order_label, score_matrix
 
 __all__ = [
@@ -306,14 +306,6 @@ class RunRecord:
         return ["all (joint)" if "+" in label else label for label in self.trained]
 
 
-def _shown_path(path: Path) -> str:
-    """`path` relative to the repository when it is inside it: a published page names no home folder."""
-    from nbforget.config import REPO_ROOT
-
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
 def load_run(run_dir: str | Path) -> RunRecord:
     """Read a complete run directory; raises `NbforgetError` naming what is missing."""
     folder = Path(run_dir)
@@ -388,7 +380,7 @@ class Study:
         text = (f"Profile `{config.profile}`: data set `{config.dataset}`, model `{config.model.name}`, "
                 f"{len(config.languages)} languages ({', '.join(config.languages)}), "
                 f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
-                f"Runs read from `{_shown_path(config.runs_path / config.profile)}`: {len(self.runs)} complete run(s) "
+                f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.runs)} complete run(s) "
                 f"of {len(self.strategies)} strategies.")
         if self.missing_strategies:
             text += (" No complete run for " + ", ".join(f"`{name}`" for name in self.missing_strategies)

@@ -94,14 +94,20 @@ class PageCheck:
 
 
 def check_page(driver, base_url: str, page: str, screenshots: Path | None = None) -> PageCheck:
-    """Open `page` (relative to `base_url`) and collect what is wrong with it."""
-    result = PageCheck(page)
+    """Open `page` (relative to `base_url`) and collect what is wrong with it; a screenshot goes
+    into the folder `screenshots`, named after the page."""
     try:
         open_page(driver, base_url + page)
     except Exception as error:  # a timeout or a driver error is a finding about this page
-        result.problems.append(f"did not finish loading: {type(error).__name__}: {error}".strip())
-        return result
-    result.title = driver.title
+        return PageCheck(page, problems=[f"did not finish loading: {type(error).__name__}: {error}".strip()])
+    screenshot = None if screenshots is None else screenshots / (page.removesuffix(".html").replace("/", "-") + ".png")
+    return inspect_page(driver, base_url, page, screenshot)
+
+
+def inspect_page(driver, base_url: str, page: str, screenshot: Path | None = None) -> PageCheck:
+    """Collect what is wrong with the page the browser has open (loaded by `open_page`), and save
+    a screenshot of it to the file `screenshot`."""
+    result = PageCheck(page, title=driver.title)
     broken = driver.execute_script(
         "return Array.from(document.images)"
         ".filter(image => !(image.complete && image.naturalWidth > 0)).map(image => image.src)")
@@ -127,10 +133,10 @@ def check_page(driver, base_url: str, page: str, screenshots: Path | None = None
               if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]]
     if severe:
         result.problems.append(f"browser console errors: {severe}")
-    if screenshots is not None:
-        screenshots.mkdir(parents=True, exist_ok=True)
-        result.screenshot = screenshots / (page.removesuffix(".html").replace("/", "-") + ".png")
-        driver.save_screenshot(str(result.screenshot))
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(screenshot))
+        result.screenshot = screenshot
     return result
 
 

@@ -24,6 +24,13 @@ PARAMS_DIR = REPO_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 
 
+def display_path(path: str | Path) -> str:
+    """`path` relative to the repository when it is inside it, so pages and metadata name no
+    machine-specific folder; otherwise the absolute path."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 @dataclass
 class ModelConfig:
     name: str = "tiny"  # "tiny" (built and pretrained here), "e5-small", or a HF checkpoint name/path

@@ -36,17 +36,17 @@ the same run store (`nbforget.ray_backend`); the analyses run here afterwards.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbforget import NbforgetError
-from nbforget.config import REPO_ROOT, RunConfig
+from nbforget.config import REPO_ROOT, RunConfig, display_path
 from nbforget.notebook_support import notebook_config, resolve_params_file
 
 __all__ = [
@@ -156,15 +156,6 @@ def load_source(path: Path):
     return notebook
 
 
-def _display_path(path: Path) -> str:
-    """A path relative to the repository when it is inside it (so pages show no machine paths)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 # ---------------------------------------------------------------------------------------------
 # execution of one notebook
 # ---------------------------------------------------------------------------------------------
@@ -235,8 +226,8 @@ def _fix_metadata(path: Path, job: Job) -> None:
 
     notebook = nbformat.read(path, as_version=4)
     papermill_metadata = notebook.metadata.setdefault("papermill", {})
-    papermill_metadata["input_path"] = _display_path(job.source)
-    papermill_metadata["output_path"] = _display_path(job.output)
+    papermill_metadata["input_path"] = display_path(job.source)
+    papermill_metadata["output_path"] = display_path(job.output)
     notebook.metadata.pop("jupytext", None)
     nbformat.write(notebook, path)
 
@@ -287,19 +278,20 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
     from nbforget.runs import RunStore
 
     jobs, done, missing = [], 0, []
-    first = (config.orders[0], config.seeds[0])
     for strategy in config.strategies:
         source = notebooks_dir / "strategies" / f"{strategy}.py"
         if not source.exists():
             missing.append(Failure(source, None, f"no notebook for strategy {strategy!r}; write "
-                                                 f"{_display_path(source)} (one per registered strategy)"))
+                                                 f"{display_path(source)} (one per registered strategy)"))
             continue
-        for order in config.orders_for(strategy):
+        orders = config.orders_for(strategy)
+        page = book_dir / "generated" / "strategies" / f"{strategy}.ipynb"
+        for order in orders:
             for seed in config.seeds:
                 store = RunStore(config.runs_path, config.profile, strategy, order, seed)
                 output = store.path / RUN_NOTEBOOK
-                page = book_dir / "generated" / "strategies" / f"{strategy}.ipynb"
-                copies = (page,) if (order, seed) == (config.orders_for(strategy)[0], first[1]) else ()
+                # the strategy's page in the book is its first run (first order, first seed)
+                copies = (page,) if (order, seed) == (orders[0], config.seeds[0]) else ()
                 if store.status == "complete" and _newer(output, source):
                     done += 1
                     for copy in copies:
@@ -443,7 +435,7 @@ def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
     params_path = resolve_params_file(params_file)
     config = notebook_config(params_path, overrides)
-    parameter_path = _display_path(params_path)
+    parameter_path = display_path(params_path)
     ensure_kernelspec()
     started = time.perf_counter()
     jobs, done, failures = strategy_jobs(config, parameter_path, overrides, book_dir=book_dir,

@@ -100,16 +100,13 @@ def build_tiny(config: ModelConfig, languages: list[str], data_dir: Path, *, pro
     with FileLock(str(folder.parent / f".{folder.name}.lock")):
         if (folder / "pretraining.json").exists():
             return folder
-        return _build_tiny(config, tokenizer_lines(texts), folder, languages, progress=progress)
+        return _build_tiny(config, texts, folder, languages, progress=progress)
 
 
-def tokenizer_lines(texts: dict[str, list[str]]) -> list[str]:
-    return [line for language in sorted(texts) for line in texts[language]]
-
-
-def _build_tiny(config: ModelConfig, lines: list[str], folder: Path, languages: list[str], *,
+def _build_tiny(config: ModelConfig, texts: dict[str, list[str]], folder: Path, languages: list[str], *,
                 progress: bool) -> Path:
     started = time.perf_counter()
+    lines = [line for language in sorted(texts) for line in texts[language]]
     tokenizer = train_tokenizer(lines, config.vocab_size)
     model, history = _pretrain_mlm(config, tokenizer, lines, progress=progress)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))

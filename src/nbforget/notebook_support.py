@@ -29,7 +29,7 @@ import platform
 import warnings
 from pathlib import Path
 
-from nbforget.config import REPO_ROOT, RunConfig, load_config
+from nbforget.config import REPO_ROOT, RunConfig, display_path, load_config
 
 __all__ = [
     "RUNS_DIR_ENV",
@@ -105,8 +105,7 @@ def versions_table(run_dir: str | Path | None = None, **extra: object):
 
     rows = {name: (value or "not installed") for name, value in versions().items()}
     if run_dir is not None:
-        path = Path(run_dir).resolve()
-        rows["run directory"] = str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+        rows["run directory"] = display_path(run_dir)
     rows.update({name: str(value) for name, value in extra.items()})
     return pd.DataFrame({"value": rows}).rename_axis("")
 
