@@ -44,7 +44,9 @@ from nbforget.config import REPO_ROOT  # noqa: E402
 from nbforget.data import load_task, pretraining_text  # noqa: E402
 from nbforget.data.types import CLASSIFICATION  # noqa: E402
 from nbforget.models import default_device, train_tokenizer, use_bf16  # noqa: E402
-from nbforget.train import Encoded, encode, length_grouped_batches, train_language  # noqa: E402
+from nbforget.encoding import Encoded, encode, length_grouped_batches  # noqa: E402
+from nbforget.tasks.classification import SentenceClassification  # noqa: E402
+from nbforget.train import train_language  # noqa: E402
 
 LANGUAGES = ["en-US", "de-DE", "ru-RU", "ar-SA", "zh-CN", "th-TH"]  # six scripts' worth of lengths
 
@@ -114,7 +116,7 @@ def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
 
 def time_ours(model, train: Encoded, *, epochs: int, batch_size: int, bf16: bool, pad_id: int, device) -> float:
     history = train_language(
-        model, train, Encoded([], [], [], 0), kind=CLASSIFICATION, dev_score=lambda m, d: 0.0, epochs=epochs,
+        model, train, Encoded([], [], [], 0), task=SentenceClassification(("topic",)), dev_score=lambda m, d: 0.0, epochs=epochs,
         batch_size=batch_size, learning_rate=5e-5, weight_decay=0.01, warmup_ratio=0.06, patience=epochs,
         bf16=bf16, seed=0, pad_id=pad_id, device=device, progress=False,
     )

@@ -1,4 +1,4 @@
-"""nbforget.analysis and nbforget.notebook_support on hand-made run directories (no training).
+"""nbforget.analysis and nbforget.pages on hand-made run directories (no training).
 
 Runs are written the way `nbforget.runs` writes them (config.yaml, scores.csv, result.json,
 drift.csv, status), with score matrices chosen so every table can be checked against the metric
@@ -15,7 +15,7 @@ import yaml
 
 from nbforget import NbforgetError, analysis, metrics
 from nbforget.config import REPO_ROOT, load_config
-from nbforget.notebook_support import RUNS_DIR_ENV, notebook_config, read_summary, record_summary, versions_table
+from nbforget.pages import RUNS_DIR_ENV, notebook_config, read_summary, record_summary, versions_table
 from nbforget.runs import order_label
 
 LANGUAGES = ["en-US", "ru-RU", "th-TH"]

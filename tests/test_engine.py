@@ -22,16 +22,18 @@ import pandas as pd
 import pytest
 import torch
 
-from nbforget import NbforgetError, cli, engine
+from nbforget import NbforgetError, cli, engine, tasks
 from nbforget.config import REPO_ROOT
 from nbforget.data import load_task
 from nbforget.data.types import CLASSIFICATION, TAGGING, Example, LanguageTask
-from nbforget.engine import language_seed, prepare, run_strategy
+from nbforget.engine import run_strategy
+from nbforget.tasks import prepare
+from nbforget.train import language_seed
 from nbforget.languages import resolve_order
 from nbforget.models import default_device, load_task_model, train_tokenizer
 from nbforget.runs import RunStore, score_matrix
 from nbforget.strategies import REGISTRY, RunContext
-from nbforget.train import IGNORE, collate, encode, length_grouped_batches
+from nbforget.encoding import IGNORE, collate, encode, length_grouped_batches
 
 QUICK_PROFILE = REPO_ROOT / "params" / "profiles" / "quick.yaml"
 
@@ -48,7 +50,7 @@ def run_order(path: Path) -> list[str]:
 def expected_steps(config, strategy: str, order: list[str]):
     """The steps the strategy declares for this order (no model is built)."""
     prepared = prepare(config, progress=False)
-    context = RunContext(config, prepared.kind, prepared.labels, prepared.base_source, config.seeds[0],
+    context = RunContext(config, prepared.task, prepared.base_source, config.seeds[0],
                          default_device(), tuple(order))
     return REGISTRY[strategy](context).steps(tuple(order))
 
@@ -309,11 +311,11 @@ def test_capped_splits_are_evenly_spaced_and_keep_every_label():
     examples = [Example(("w",), label=label) for label in "aaaaabbbbbcccccddddd"]  # sorted by label
     task = LanguageTask("sib200", "en-US", CLASSIFICATION, {"train": examples, "dev": examples[:3],
                                                             "test": examples}, tuple("abcd"))
-    limited = engine._limit(task, 8, 4)
+    limited = tasks._limit(task, 8, 4)
     assert [e.label for e in limited.splits["test"]] == list("abcd")
     assert Counter(e.label for e in limited.splits["train"]) == Counter("aabbccdd")
     assert limited.splits["dev"] == examples[:3]  # fewer than the cap: all kept
-    assert engine._limit(task, None, None) is task
+    assert tasks._limit(task, None, None) is task
 
 
 @pytest.mark.slow
@@ -402,7 +404,7 @@ def test_encode_and_collate_classification(xsid_tasks):
 BUILD_ONE = """
 import sys
 from pathlib import Path
-import nbforget.models as models
+import nbforget.models.tiny as models
 from nbforget.config import load_config
 
 marker_dir, data_dir = Path(sys.argv[1]), Path(sys.argv[2])

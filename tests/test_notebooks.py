@@ -24,8 +24,9 @@ import nbformat
 import pytest
 
 from nbforget.config import REPO_ROOT
-from nbforget.grid import RUN_NOTEBOOK, Failure, load_source, run_grid
-from nbforget.notebook_support import RUNS_DIR_ENV, SUMMARY_FILE
+from nbforget.batch.grid import run_grid
+from nbforget.batch.notebooks import RUN_NOTEBOOK, Failure, load_source
+from nbforget.pages import RUNS_DIR_ENV, SUMMARY_FILE
 from nbforget.strategies import REGISTRY
 
 QUICK = "params/profiles/quick.yaml"
@@ -319,7 +320,7 @@ def test_nbval_lax_runs_every_notebook_with_its_defaults(grid, tmp_path):
 
 @pytest.mark.slow
 def test_executed_pages_build_into_the_book_with_warnings_as_errors(grid, tmp_path):
-    from nbforget.book import BOOK_DIR, build_book
+    from nbforget.publish.book import BOOK_DIR, build_book
 
     book = tmp_path / "book"
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated"))
@@ -334,7 +335,7 @@ def test_executed_pages_build_into_the_book_with_warnings_as_errors(grid, tmp_pa
 
 @pytest.mark.slow
 def test_analyses_say_so_when_there_is_no_complete_run(tmp_path, data_ready):
-    from nbforget.grid import Job, execute_job
+    from nbforget.batch.notebooks import Job, execute_job
 
     for name in ANALYSES:
         source = NOTEBOOKS / "analyses" / f"{name}.py"
@@ -376,33 +377,35 @@ def test_failed_notebooks_are_collected_and_the_others_still_run(tmp_path, data_
 
 
 def test_cli_grid_exits_non_zero_when_a_notebook_failed(monkeypatch):
-    import nbforget.grid
+    import nbforget.batch.grid
     from nbforget.cli import main
 
-    monkeypatch.setattr(nbforget.grid, "run_grid",
+    monkeypatch.setattr(nbforget.batch.grid, "run_grid",
                         lambda *args, **kwargs: [Failure(Path("notebooks/strategies/x.py"), None, "boom")])
     assert main(["grid", "--params", QUICK, "--quiet"]) == 1
-    monkeypatch.setattr(nbforget.grid, "run_grid", lambda *args, **kwargs: [])
+    monkeypatch.setattr(nbforget.batch.grid, "run_grid", lambda *args, **kwargs: [])
     assert main(["grid", "--params", QUICK, "--quiet"]) == 0
 
 
 def test_make_book_calls_the_book_build_after_the_grid(monkeypatch, tmp_path):
-    import nbforget.book
-    import nbforget.grid
+    import nbforget.batch.grid
+    import nbforget.publish
+    import nbforget.publish.book
 
     calls = []
-    monkeypatch.setattr(nbforget.grid, "run_grid", lambda *args, **kwargs: calls.append(("grid", kwargs)) or [])
-    monkeypatch.setattr(nbforget.book, "build_book", lambda book_dir: calls.append(("book", book_dir)) or tmp_path)
-    assert nbforget.grid.make_book(QUICK, {"train": {"epochs": 1}}, 2, book_dir=tmp_path) == tmp_path
+    monkeypatch.setattr(nbforget.batch.grid, "run_grid", lambda *args, **kwargs: calls.append(("grid", kwargs)) or [])
+    monkeypatch.setattr(nbforget.publish.book, "build_book", lambda book_dir: calls.append(("book", book_dir)) or tmp_path)
+    assert nbforget.publish.make_book(QUICK, {"train": {"epochs": 1}}, 2, book_dir=tmp_path) == tmp_path
     assert [name for name, _ in calls] == ["grid", "book"]
     assert calls[0][1]["workers"] == 2 and calls[0][1]["overrides"] == {"train": {"epochs": 1}}
 
 
 def test_make_book_refuses_to_build_after_failures(monkeypatch, tmp_path):
-    import nbforget.grid
+    import nbforget.batch.grid
+    import nbforget.publish
     from nbforget import NbforgetError
 
-    monkeypatch.setattr(nbforget.grid, "run_grid",
+    monkeypatch.setattr(nbforget.batch.grid, "run_grid",
                         lambda *args, **kwargs: [Failure(Path("notebooks/analyses/x.py"), None, "boom")])
     with pytest.raises(NbforgetError, match="x.py: boom"):
-        nbforget.grid.make_book(QUICK, book_dir=tmp_path)
+        nbforget.publish.make_book(QUICK, book_dir=tmp_path)

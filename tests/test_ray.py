@@ -61,11 +61,11 @@ def test_resources_are_not_part_of_the_recorded_config():
 
 
 def test_cli_passes_the_engine_options_to_the_grid_and_the_book(monkeypatch, tmp_path):
-    import nbforget.grid
+    import nbforget.batch.grid
     from nbforget.cli import main
 
     calls = []
-    monkeypatch.setattr(nbforget.grid, "run_grid", lambda *args, **kwargs: calls.append(kwargs) or [])
+    monkeypatch.setattr(nbforget.batch.grid, "run_grid", lambda *args, **kwargs: calls.append(kwargs) or [])
     assert main(["grid", "--params", QUICK, "--quiet", "--engine", "ray", "--address", "10.0.0.1:6379",
                  "--no-shared-fs", "--max-retries", "5"]) == 0
     assert calls[-1]["engine"] == "ray" and calls[-1]["address"] == "10.0.0.1:6379"
@@ -76,22 +76,22 @@ def test_cli_passes_the_engine_options_to_the_grid_and_the_book(monkeypatch, tmp
     assert "engine" not in calls[-1]  # the local engine, as before
     assert main(["grid", "--params", QUICK, "--quiet", "--address", "auto"]) == 2  # needs --engine ray
 
-    import nbforget.book
+    import nbforget.publish.book
 
-    monkeypatch.setattr(nbforget.book, "build_book", lambda book_dir: tmp_path)
+    monkeypatch.setattr(nbforget.publish.book, "build_book", lambda book_dir: tmp_path)
     assert main(["book", "--params", QUICK, "--engine", "ray", "--address", "auto"]) == 0
     assert calls[-1]["engine"] == "ray" and calls[-1]["address"] == "auto"
 
 
 def test_unknown_engine_is_an_error():
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
 
     with pytest.raises(NbforgetError, match="engine must be one of local, ray"):
         run_grid(QUICK, engine="dask", progress=False)
 
 
 def test_an_address_where_no_cluster_answers_fails_fast():
-    from nbforget.ray_backend import connect  # raises before it imports Ray
+    from nbforget.batch.ray import connect  # raises before it imports Ray
 
     port = _free_ports(1)
     started = time.perf_counter()
@@ -302,7 +302,7 @@ def _stored_config(runs: Path, strategy: str) -> dict:
 @pytest.fixture(scope="module")
 def local_runs(workspace, data_ready) -> Path:
     """The reference: the quick profile's runs of LOCAL_STRATEGIES, executed by the local engine."""
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
 
     runs = workspace / "local" / "runs"
     started = time.perf_counter()
@@ -319,7 +319,8 @@ def local_runs(workspace, data_ready) -> Path:
 @pytest.mark.slow
 def test_grid_on_ray_matches_the_local_engine(cluster, local_runs, workspace):
     """(a) Three runs as Ray tasks on a shared filesystem: the same scores as the local engine."""
-    from nbforget.grid import RUN_NOTEBOOK, run_grid
+    from nbforget.batch.grid import run_grid
+    from nbforget.batch.notebooks import RUN_NOTEBOOK
 
     runs, book = workspace / "ray" / "runs", workspace / "ray" / "book"
     started = time.perf_counter()
@@ -346,7 +347,7 @@ def test_grid_on_ray_matches_the_local_engine(cluster, local_runs, workspace):
 
 DRIVER = textwrap.dedent("""
     import sys
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
     failures = run_grid({quick!r}, overrides={overrides!r}, analyses=False, progress=True, book_dir={book!r},
                         engine="ray", address={address!r})
     sys.exit(1 if failures else 0)
@@ -418,8 +419,9 @@ def test_without_shared_filesystem_files_come_back_and_an_unfinished_run_resumes
     unfinished run and with the reference run its page compares against; the driver writes the
     returned files into its store."""
     from nbforget.engine import run_strategy
-    from nbforget.grid import RUN_NOTEBOOK, run_grid
-    from nbforget.ray_backend import SCRATCH_DIR
+    from nbforget.batch.grid import run_grid
+    from nbforget.batch.notebooks import RUN_NOTEBOOK
+    from nbforget.batch.ray import SCRATCH_DIR
 
     strategy = "shared_lora"
     runs = workspace / "unshared" / "runs"
@@ -458,7 +460,7 @@ def test_without_shared_filesystem_files_come_back_and_an_unfinished_run_resumes
 
 @pytest.mark.slow
 def test_gpus_asked_of_a_cluster_without_gpus_fail_before_anything_runs(cluster, workspace):
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
 
     runs = workspace / "gpu" / "runs"
     overrides = {**_overrides(runs, ["vanilla"]), "resources": {"num_gpus": 1}}
@@ -472,7 +474,7 @@ def test_gpus_asked_of_a_cluster_without_gpus_fail_before_anything_runs(cluster,
 def test_a_failing_notebook_is_reported_with_its_error_and_kept_notebook_not_retried(cluster, workspace):
     """An error inside the notebook is the run's failure (the task is not retried); without a
     shared filesystem the failed notebook still reaches the driver's store."""
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
 
     notebooks = workspace / "failing" / "notebooks"
     (notebooks / "strategies").mkdir(parents=True)

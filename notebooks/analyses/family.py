@@ -34,7 +34,7 @@ import math
 import pandas as pd
 from IPython.display import Markdown, display
 
-from nbforget.notebook_support import notebook_config, versions_table
+from nbforget.pages import notebook_config, versions_table
 from nbforget import analysis, plots
 
 config = notebook_config(params_file, overrides, runs_dir=runs_dir)

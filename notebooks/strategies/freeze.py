@@ -32,7 +32,7 @@ progress = True  # progress bars while training
 # %%
 from IPython.display import Markdown, display
 
-from nbforget.notebook_support import notebook_config, record_summary, versions_table
+from nbforget.pages import notebook_config, record_summary, versions_table
 from nbforget import analysis, plots
 from nbforget.engine import run_strategy
 

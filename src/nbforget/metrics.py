@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "run_metrics",
     "average_seen",
     "final_average",
     "cft",
@@ -780,3 +781,17 @@ def sort_by_mean_over_hops(table: pd.DataFrame, *, ascending: bool = False) -> p
     key = _mean_block(table).mean(axis=1, skipna=True)
     order = key.sort_values(ascending=ascending, na_position="last", kind="stable").index
     return table.loc[order]
+
+
+def run_metrics(scores, base=None) -> dict[str, float]:
+    """What a run records in ``result.json``: the final average (mean of the last row over the
+    cells it has), and for a square matrix of more than one step CBT, CFT, forgetting (reference
+    ``learned``) and, when `base` is given, FWT."""
+    matrix = np.asarray(scores, dtype=float)
+    summary = {"final_average": float(np.nanmean(matrix[-1]))}
+    if matrix.shape[0] == matrix.shape[1] and matrix.shape[0] > 1:
+        summary.update(cbt=cbt(matrix), cft=cft(matrix), forgetting=forgetting(matrix, reference="learned"))
+        if base is not None:
+            summary["fwt"] = fwt(matrix, base)
+    return summary
+

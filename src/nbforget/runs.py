@@ -22,6 +22,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import pandas as pd
 import yaml
 
 from nbforget import NbforgetError
+from nbforget.config import REPO_ROOT, display_path
 
 SCORE_COLUMNS = ["order", "step", "trained_language", "eval_language", "split", "metric", "value"]
 
@@ -116,6 +118,31 @@ class RunStore:
         atomic_write(self.path / "scores.csv", scores_frame(progress).to_csv(index=False))
         if previous and previous != progress.get("checkpoint"):
             (self.path / previous).unlink(missing_ok=True)
+
+    def result_record(self, *, strategy: str, profile: str, order: list[str], seed: int, metric: str,
+                      chance: float, started: float, base_model: str, execution: dict) -> dict:
+        """``result.json`` of a run whose every step is recorded: metrics recomputed from the scores,
+        trainable parameters per step, timings, the base model and provenance."""
+        from nbforget import metrics
+
+        scores, steps = self.scores(), self.progress()["steps"]
+        summary = metrics.run_metrics(score_matrix(scores, order, metric=metric),
+                                      base_scores(scores, order, metric=metric))
+        counts = {"+".join(s["languages"]): s["trainable_parameters"] for s in steps}
+        return {
+            "strategy": strategy, "profile": profile, "order": order, "seed": seed,
+            "metrics": summary | {"chance": chance, "metric": metric},
+            "trainable_parameters": {"per_step": counts, "max_per_step": max(counts.values(), default=0),
+                                     "total": int(sum(counts.values()))},
+            # results repeat exactly for a given thread count (``torch_threads``); another count
+            # changes the floating-point reductions, and training carries the difference on
+            "timings": {"seconds": round(time.perf_counter() - started, 2),
+                        "train_seconds": sum(s["history"]["seconds"] for s in steps),
+                        "train_tokens": sum(s["history"]["tokens"] for s in steps), **execution},
+            # a local folder relative to the repository (no machine path in run files); a hub name as given
+            "base_model": display_path(base_model) if Path(base_model).exists() else base_model,
+            **provenance(REPO_ROOT),
+        }
 
     def load_checkpoint(self) -> dict | None:
         from safetensors.torch import load_file

@@ -2,7 +2,7 @@
 freezing, soft regularization toward earlier weights (L2-SP, EWC) and post-hoc weight reversion.
 
 Every strategy here trains one model on one language after another, as VANILLA does, and differs
-from it by one hook. Layers are named as in the drift records (`nbforget.engine.layer_group`):
+from it by one hook. Layers are named as in the drift records (`nbforget.layers.layer_group`):
 ``embeddings`` and ``layer.0`` .. ``layer.{L-1}``; everything else (the task head, a pooler where
 the model has one) is the ``head``.
 
@@ -14,53 +14,14 @@ import torch
 
 from nbforget import NbforgetError
 from nbforget.config import FreezeSettings
-from nbforget.models import count_parameters
+from nbforget.encoding import length_grouped_batches
+from nbforget.layers import HEAD, check_groups, copy_weights, cpu_copy, encoder_groups, parameter_group
+from nbforget.train import language_seed
 from nbforget.strategies.base import Step, Strategy, register
-
-HEAD = "head"
-
-
-def parameter_group(name: str) -> str:
-    """``embeddings``, ``layer.N`` or ``head`` (anything outside the encoder's layers)."""
-    from nbforget.engine import layer_group  # not at import: the engine imports the registry
-
-    return layer_group(name) or HEAD
-
-
-def encoder_groups(model) -> list[str]:
-    return ["embeddings"] + [f"layer.{i}" for i in range(model.config.num_hidden_layers)]
-
-
-def check_groups(keys, model, where: str, *, head: bool) -> None:
-    """Fail on a layer key the model does not have, naming the setting."""
-    known = encoder_groups(model) + ([HEAD] if head else [])
-    for key in keys:
-        if key not in known:
-            extra = "" if head else f" ({HEAD!r} is not allowed here)"
-            raise NbforgetError(
-                f"{where}: unknown layer {key!r}{extra}; this model has embeddings, layer.0 .. "
-                f"layer.{model.config.num_hidden_layers - 1}" + (" and head" if head else "")
-            )
-
-
-def copy_weights(model, weights: dict[str, torch.Tensor]) -> None:
-    """Write `weights` (by parameter name, any device) into `model`'s parameters, exactly."""
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name in weights:
-                parameter.copy_(weights[name])
-
-
-def cpu_copy(model, names=None) -> dict[str, torch.Tensor]:
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if names is None or n in names}
 
 
 class SequentialStrategy(Strategy):
-    """VANILLA's structure with a record of the trainable parameters of every step."""
-
-    def before_language(self, model, step: Step):
-        self.trainable_counts[step.label] = count_parameters(model)
-        return model
+    """VANILLA's structure: one model trained on one language after another."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +47,7 @@ def frozen_groups(settings: FreezeSettings, num_layers: int) -> list[str]:
 @register
 class Freeze(SequentialStrategy):
     name = "freeze"
+    page_section = "freeze"
     title = "FREEZE: hard layer freezing"
     description = (
         "Sequential full fine-tuning in which chosen layers (embeddings, the bottom or top k, or a "
@@ -127,6 +89,7 @@ def layer_factors(model, weights: dict[str, float], *, head: float) -> dict[str,
 @register
 class L2SP(SequentialStrategy):
     name = "l2sp"
+    page_section = "regularization"
     title = "L2-SP: soft regularization toward the pretrained weights"
     description = (
         "Sequential full fine-tuning with the penalty w * sum_layers f_layer * ||theta - theta_base||^2 "
@@ -151,7 +114,7 @@ class L2SP(SequentialStrategy):
         return weight * torch.stack(terms).sum()
 
 
-def estimate_fisher(model, data, *, kind: str, names, batch_size: int, batches: int, pad_id: int, seed: int,
+def estimate_fisher(model, data, *, task, names, batch_size: int, batches: int, pad_id: int, seed: int,
                     device) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher: the mean over `batches` random mini-batches of `data` of the squared
     gradient of the task loss, per parameter in `names`.
@@ -160,7 +123,6 @@ def estimate_fisher(model, data, *, kind: str, names, batch_size: int, batches: 
     constant factor of scale that `ewc_weight` absorbs. Dropout is off and there is no autocast, so
     the estimate is deterministic.
     """
-    from nbforget.train import collate, length_grouped_batches
 
     generator = torch.Generator().manual_seed(seed)
     chosen = length_grouped_batches([len(ids) for ids in data.input_ids], batch_size, generator)[:batches]
@@ -170,7 +132,7 @@ def estimate_fisher(model, data, *, kind: str, names, batch_size: int, batches: 
     model.eval()
     for indices in chosen:
         model.zero_grad(set_to_none=True)
-        batch = {k: v.to(device) for k, v in collate(data, indices, kind=kind, pad_id=pad_id).items()}
+        batch = {k: v.to(device) for k, v in task.collate(data, indices, pad_id=pad_id).items()}
         model(**batch).loss.backward()
         for n, parameter in parameters.items():
             if parameter.grad is not None:
@@ -186,6 +148,7 @@ ONLINE = "online"
 @register
 class EWC(SequentialStrategy):
     name = "ewc"
+    page_section = "ewc"
     title = "EWC: elastic weight consolidation"
     description = (
         "Sequential full fine-tuning with the penalty w/2 * sum F (theta - theta*)^2 (Kirkpatrick et "
@@ -194,7 +157,6 @@ class EWC(SequentialStrategy):
         "(Schwarz et al. 2018) one running F <- gamma F + F_new with theta* the latest weights. "
         "No penalty on the first language: nothing to protect yet."
     )
-    train_data = None  # the step's encoded training data; the engine sets it before training
 
     def initial_model(self):
         model = self.context.new_model()
@@ -221,16 +183,13 @@ class EWC(SequentialStrategy):
             penalty += [self.factors[n] * (fisher[n] * (parameters[n] - anchor[n]).pow(2)).sum() for n in self.factors]
         return 0.5 * self.context.config.strategy.regularization.ewc_weight * torch.stack(penalty).sum()
 
-    def after_language(self, model, step: Step):
-        from nbforget.engine import language_seed
-
-        super().after_language(model, step)
-        if self.train_data is None:
-            raise NbforgetError("ewc needs the step's training data: the engine sets `runner.train_data` "
-                                "before each language")
+    def after_language(self, model, step: Step, train_data=None):
+        super().after_language(model, step, train_data)
+        if train_data is None:
+            raise NbforgetError("ewc needs the step's training data: after_language(model, step, train_data)")
         settings = self.context.config.strategy.regularization
         fisher = estimate_fisher(
-            model, self.train_data, kind=self.context.kind, names=self.factors,
+            model, train_data, task=self.context.task, names=self.factors,
             batch_size=self.context.config.train.batch_size, batches=settings.fisher_batches,
             pad_id=model.config.pad_token_id, seed=language_seed(self.context.seed, f"fisher:{step.label}"),
             device=self.context.device,
@@ -286,6 +245,7 @@ def revert(model, base: dict[str, torch.Tensor], alphas: dict[str, float]) -> No
 @register
 class Reversion(SequentialStrategy):
     name = "reversion"
+    page_section = "reversion"
     title = "REVERSION: post-hoc weight reversion toward the base"
     description = (
         "Sequential full fine-tuning; after each language (or once at the end) every chosen layer is "
@@ -310,8 +270,8 @@ class Reversion(SequentialStrategy):
         self.base = cpu_copy(model, self.alphas)  # encoder only: the head is never reverted
         return model
 
-    def after_language(self, model, step: Step):
-        super().after_language(model, step)
+    def after_language(self, model, step: Step, train_data=None):
+        super().after_language(model, step, train_data)
         if self.context.config.strategy.reversion.when == "each":
             revert(model, self.base, self.alphas)
         return model

@@ -16,7 +16,9 @@ from typing import ClassVar
 
 import torch
 
+from nbforget import NbforgetError
 from nbforget.config import RunConfig
+from nbforget.tasks.base import Task
 
 
 @dataclass
@@ -24,22 +26,25 @@ class RunContext:
     """What a strategy may use: the resolved config, the task and a way to build models."""
 
     config: RunConfig
-    kind: str
-    labels: tuple[str, ...]
+    task: Task
     base_source: str
     seed: int
     device: torch.device
     order: tuple[str, ...] = ()
     families: dict[str, str] = field(default_factory=dict)  # language -> family
 
+    @property
+    def kind(self) -> str:
+        return self.task.data_kind
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.task.labels
+
     def new_model(self):
         """The base encoder with a fresh head (initialised from the run's seed)."""
-        from nbforget.models import load_task_model
-
-        model = load_task_model(
-            self.base_source, self.kind, len(self.labels), seed=self.seed,
-            freeze_embeddings=self.config.model.freeze_embeddings,
-        )
+        model = self.task.new_model(self.base_source, seed=self.seed,
+                                    freeze_embeddings=self.config.model.freeze_embeddings)
         return model.to(self.device)
 
 
@@ -54,18 +59,50 @@ class Step:
 
 
 class Strategy:
-    """Defaults: sequential full fine-tuning of one model (VANILLA)."""
+    """Defaults: sequential full fine-tuning of one model (VANILLA).
+
+    Facts about a strategy live on its class, and analysis, batch planning and pages read them
+    from the registry:
+
+    - ``paper_name``: the core paper's name for it (``None`` when the paper did not run it);
+    - ``separate_parameters``: ``None`` when one set of parameters is trained again and again,
+      ``"language"`` or ``"family"`` when each gets its own copy (`parameter_copies` counts them);
+    - ``joint_reference`` / ``sequential_baseline``: MULTI, the level joint training reaches, and
+      VANILLA, the forgetting every other strategy is compared with (strategy pages draw both,
+      so their runs go first);
+    - ``uses_lora``, ``keeps_checkpoint``; ``page_section``: which extra section its page shows.
+    """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    paper_name: ClassVar[str | None] = None
+    separate_parameters: ClassVar[str | None] = None
+    joint_reference: ClassVar[bool] = False
+    sequential_baseline: ClassVar[bool] = False
     uses_lora: ClassVar[bool] = False
     keeps_checkpoint: ClassVar[bool] = True  # False: the model after a step is not needed later
+    page_section: ClassVar[str | None] = None  # see `nbforget.pages.strategy_section`
+
+    @classmethod
+    def display_name(cls) -> str:
+        """The paper's name where it has one (VANILLA), else the short name of the title."""
+        return cls.paper_name or cls.title.split(":")[0].strip() or cls.name
+
+    @classmethod
+    def parameter_copies(cls, config: dict, order) -> int:
+        """How many separate copies of its trainable parameters a run over `order` trains (the
+        paper's Table 1 counts MONO as 52 x 278M, VANILLA as 278M). `config` is the run's
+        recorded config."""
+        if cls.separate_parameters == "family":
+            from nbforget.languages import get_language
+
+            return len({get_language(language).family for language in order})
+        return len(order) if cls.separate_parameters == "language" else 1
 
     def __init__(self, context: RunContext) -> None:
         self.context = context
         self.trained: list[str] = []
-        self.trainable_counts: dict[str, int] = {}
 
     # structure of the run
     def steps(self, order: tuple[str, ...]) -> list[Step]:
@@ -86,7 +123,8 @@ class Strategy:
     def extra_loss(self, model) -> torch.Tensor | None:
         return None
 
-    def after_language(self, model, step: Step):
+    def after_language(self, model, step: Step, train_data=None):
+        """After training `step`; `train_data` is the step's encoded training data."""
         self.trained.extend(step.languages)
         return model
 
@@ -109,6 +147,19 @@ class Strategy:
 
     def prepare_resume(self, model, trained: list[str]):
         self.trained = list(trained)
+        return model
+
+    def restore(self, model, trained: list[str], checkpoint: dict | None, *, where) -> object:
+        """The model and the strategy's state after the steps that trained `trained`, from the
+        run's `checkpoint` (None for strategies that keep none)."""
+        model = self.prepare_resume(model, trained)
+        if checkpoint is None:
+            return model
+        own = {k: v for k, v in checkpoint.items() if not k.startswith("strategy::")}
+        _, unexpected = model.load_state_dict(own, strict=False)
+        if unexpected:
+            raise NbforgetError(f"checkpoint of {where} does not fit the model: {unexpected[:3]}")
+        self.load_state({k.removeprefix("strategy::"): v for k, v in checkpoint.items() if k.startswith("strategy::")})
         return model
 
 

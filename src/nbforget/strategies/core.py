@@ -2,27 +2,27 @@
 SHARED LoRA and NON-SHARED LoRA."""
 from __future__ import annotations
 
-from nbforget.models import count_parameters
 from nbforget.strategies.base import RunContext, Step, Strategy, register
 
 
 @register
 class Vanilla(Strategy):
     name = "vanilla"
+    paper_name = "VANILLA"
+    sequential_baseline = True
     title = "VANILLA: sequential full fine-tuning"
     description = (
         "One model, all weights trained, one language after another in the given order. "
         "Nothing protects what earlier languages taught it: the baseline for forgetting."
     )
 
-    def before_language(self, model, step: Step):
-        self.trainable_counts[step.label] = count_parameters(model)
-        return model
 
 
 @register
 class Multi(Strategy):
     name = "multi"
+    paper_name = "MULTI"
+    joint_reference = True
     title = "MULTI: joint training on all languages"
     description = (
         "One model trained once on the union of every language's training data. It sees no "
@@ -32,14 +32,12 @@ class Multi(Strategy):
     def steps(self, order):
         return [Step(0, tuple(order))]
 
-    def before_language(self, model, step: Step):
-        self.trainable_counts[step.label] = count_parameters(model)
-        return model
-
 
 @register
 class Mono(Strategy):
     name = "mono"
+    paper_name = "MONO"
+    separate_parameters = "language"
     title = "MONO: one model per language"
     description = (
         "A fresh copy of the base model is fine-tuned on each language alone. A language is scored "
@@ -54,9 +52,7 @@ class Mono(Strategy):
 
     def before_language(self, model, step: Step):
         del model  # never more than one copy in memory
-        fresh = self.context.new_model()
-        self.trainable_counts[step.label] = count_parameters(fresh)
-        return fresh
+        return self.context.new_model()
 
     def model_for(self, model, language: str, step: Step):
         if language in self.trained and language not in step.languages:
@@ -67,11 +63,9 @@ class Mono(Strategy):
 def lora_config(context: RunContext):
     from peft import LoraConfig, TaskType
 
-    from nbforget.data.types import TAGGING
-
     settings = context.config.strategy.lora
     return LoraConfig(
-        task_type=TaskType.TOKEN_CLS if context.kind == TAGGING else TaskType.SEQ_CLS,
+        task_type=getattr(TaskType, context.task.peft_task_type),
         r=settings.rank,
         lora_alpha=settings.alpha if settings.alpha is not None else settings.rank,
         lora_dropout=settings.dropout,
@@ -82,6 +76,8 @@ def lora_config(context: RunContext):
 @register
 class SharedLora(Strategy):
     name = "shared_lora"
+    paper_name = "SHARED LoRA"
+    page_section = "lora"
     title = "SHARED LoRA: one adapter through the whole sequence"
     description = (
         "The base weights stay frozen; one LoRA adapter (and the task head) is trained on one "
@@ -94,10 +90,6 @@ class SharedLora(Strategy):
 
         return get_peft_model(self.context.new_model(), lora_config(self.context))
 
-    def before_language(self, model, step: Step):
-        self.trainable_counts[step.label] = count_parameters(model)
-        return model
-
 
 def adapter_name(language: str) -> str:
     return "lang_" + language.replace("-", "_")
@@ -106,6 +98,9 @@ def adapter_name(language: str) -> str:
 @register
 class NonSharedLora(Strategy):
     name = "nonshared_lora"
+    paper_name = "NON-SHARED LoRA"
+    separate_parameters = "language"
+    page_section = "lora"
     title = "NON-SHARED LoRA: one adapter and head per language"
     description = (
         "The base weights stay frozen; each language gets its own LoRA adapter and head, trained "
@@ -132,7 +127,6 @@ class NonSharedLora(Strategy):
         torch.manual_seed(self.context.seed)  # each adapter starts from the same initialisation
         model = self._add(model, step.label)
         model.set_adapter(adapter_name(step.label))
-        self.trainable_counts[step.label] = count_parameters(model)
         return model
 
     def model_for(self, model, language: str, step: Step):

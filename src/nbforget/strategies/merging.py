@@ -25,8 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from nbforget import NbforgetError
-from nbforget.models import count_parameters
-from nbforget.strategies.alignment import HEAD, copy_weights, cpu_copy, parameter_group
+from nbforget.layers import HEAD, copy_weights, cpu_copy, parameter_group
 from nbforget.strategies.base import Step, Strategy, register
 
 Update = Mapping[str, torch.Tensor]
@@ -135,9 +134,6 @@ class ExpertStrategy(Strategy):
         """Experts in the order they were first trained (from the languages trained so far)."""
         return list(dict.fromkeys(self.expert_key(language) for language in self.trained))
 
-    def count(self, model, step: Step):
-        self.trainable_counts[step.label] = count_parameters(model)
-        return model
 
 
 @register
@@ -152,6 +148,7 @@ class Merge(ExpertStrategy):
     """
 
     name = "merge"
+    page_section = "experts"
     title = "MERGE: merged per-language (or per-family) experts"
     description = (
         "Each language (or, with experts=family, each language family, trained on its languages in "
@@ -161,6 +158,16 @@ class Merge(ExpertStrategy):
         "the merge of the experts trained so far: the matrix shows what merging would give at each "
         "step, and the last row is the final merged model."
     )
+
+    @classmethod
+    def parameter_copies(cls, config: dict, order) -> int:
+        """One expert per language, or per family with ``strategy.merge.experts: family``."""
+        experts = config.get("strategy", {}).get("merge", {}).get("experts", "language")
+        if experts == "family":
+            from nbforget.languages import get_language
+
+            return len({get_language(language).family for language in order})
+        return len(order)
 
     def initial_model(self):
         model = super().initial_model()
@@ -178,10 +185,10 @@ class Merge(ExpertStrategy):
             copy_weights(model, self.heads[key])
         else:
             copy_weights(model, self.start)
-        return self.count(model, step)
+        return model
 
-    def after_language(self, model, step: Step):
-        super().after_language(model, step)
+    def after_language(self, model, step: Step, train_data=None):
+        super().after_language(model, step, train_data)
         key = self.expert_key(step.label)
         weights = cpu_copy(model)
         self.updates[key] = {n: weights[n] - self.start[n] for n in self.encoder}
@@ -224,6 +231,8 @@ class FamilyExperts(ExpertStrategy):
     """
 
     name = "family_experts"
+    separate_parameters = "family"
+    page_section = "experts"
     title = "FAMILY EXPERTS: one model per language family"
     description = (
         "One expert per language family (WALS): the first language of a family is fine-tuned from the "
@@ -254,10 +263,10 @@ class FamilyExperts(ExpertStrategy):
         else:
             copy_weights(model, self.start)
         self.loaded = None  # training changes the weights
-        return self.count(model, step)
+        return model
 
-    def after_language(self, model, step: Step):
-        super().after_language(model, step)
+    def after_language(self, model, step: Step, train_data=None):
+        super().after_language(model, step, train_data)
         key = self.expert_key(step.label)
         self.experts[key] = cpu_copy(model)
         self.loaded = key

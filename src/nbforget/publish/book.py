@@ -54,7 +54,7 @@ __all__ = [
     "setup",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BOOK_DIR = REPO / "book"
 GENERATED = "generated"  # folder of executed notebooks, relative to the book
 SECTIONS = {"strategies": "Strategies", "analyses": "Analyses"}  # generated subfolder -> caption
@@ -123,7 +123,7 @@ def write_toc(book_dir: Path = BOOK_DIR) -> Path:
     """Write `make_toc` to ``book_dir/generated/_toc.yml`` (git-ignored) and return its path."""
     path = Path(book_dir) / GENERATED / "_toc.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = "# Written by nbforget.book.write_toc from the notebooks in this folder; do not edit.\n"
+    header = "# Written by nbforget.publish.book.write_toc from the notebooks in this folder; do not edit.\n"
     path.write_text(header + yaml.safe_dump(make_toc(book_dir), sort_keys=False), encoding="utf-8")
     return path
 
@@ -419,7 +419,7 @@ def _register_round_author_year() -> None:
 
 
 def setup(app) -> dict:
-    """Sphinx entry point (``sphinx.extra_extensions: [nbforget.book]`` in ``_config.yml``)."""
+    """Sphinx entry point (``sphinx.extra_extensions: [nbforget.publish.book]`` in ``_config.yml``)."""
     _register_round_author_year()
     app.connect("builder-inited", _install_mathjax_for_html)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)

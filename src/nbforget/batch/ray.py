@@ -5,7 +5,7 @@
     connect(address=None, *, quiet=False) -> bool     ray.init as the grid does it; True when it did
     check_resources(resources) -> None               fail fast when no node of the cluster fits a run
 
-`nbforget.grid.run_grid` builds the jobs (one per strategy x order x seed still to run) and hands
+`nbforget.batch.grid.run_grid` builds the jobs (one per strategy x order x seed still to run) and hands
 them here when ``engine="ray"``; the analyses run locally afterwards, as with the local engine.
 
 Cluster. ``address`` is passed to ``ray.init``: ``"auto"`` (the cluster this machine belongs to,
@@ -15,7 +15,7 @@ grid and stopped after it (``num_cpus`` = the machine's CPUs, no dashboard). A R
 already initialised in the calling process is used as it is.
 
 Tasks. Each run is one task that executes the strategy notebook with papermill, exactly as the
-local engine does (`nbforget.grid.execute_job`), and reserves ``resources.num_cpus`` CPUs and
+local engine does (`nbforget.batch.notebooks.execute_job`), and reserves ``resources.num_cpus`` CPUs and
 ``resources.num_gpus`` GPUs of the run config (``params/defaults.yaml``; e.g.
 ``--set resources.num_gpus=1``). Ray sets ``OMP_NUM_THREADS`` (unless the worker's environment
 does) to the task's CPUs and ``CUDA_VISIBLE_DEVICES`` to its GPUs, and the notebook kernel
@@ -72,19 +72,19 @@ import yaml
 
 from nbforget import NbforgetError
 from nbforget.config import ResourceSettings, RunConfig
-from nbforget.grid import (
-    temporary_environment,
-    REFERENCE_STRATEGIES,
+from nbforget.batch.notebooks import (
     RUN_NOTEBOOK,
     Failure,
     Job,
-    _copy,
-    _describe,
-    _fix_metadata,
+    copy_file,
+    describe_error,
     ensure_kernelspec,
     execute_job,
+    fix_metadata,
+    temporary_environment,
 )
-from nbforget.notebook_support import RUNS_DIR_ENV, notebook_config, resolve_params_file
+from nbforget.batch.plan import REFERENCE_STRATEGIES
+from nbforget.pages import RUNS_DIR_ENV, notebook_config, resolve_params_file
 from nbforget.runs import atomic_write
 
 __all__ = ["DEFAULT_MAX_RETRIES", "SCRATCH_DIR", "connect", "check_resources", "execute_on_ray"]
@@ -308,7 +308,7 @@ def run_task(job: Job, spec: dict) -> dict:
         if local.source != job.source:
             for notebook in (local.output, local.output.with_name(f"{local.output.stem}.failed.ipynb")):
                 if notebook.exists():
-                    _fix_metadata(notebook, job)
+                    fix_metadata(notebook, job)
         outcome["failure"] = failure and replace(failure, notebook=job.source, output=failure.output and (
             Path(spec["runs_path"]) / spec["run"] / failure.output.name))
         return outcome
@@ -386,7 +386,7 @@ def _references(job: Job, config: RunConfig) -> dict[str, dict[str, bytes]]:
 def execute_on_ray(jobs: list[Job], config: RunConfig, *, address: str | None = None,
                    shared_fs: bool | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
                    progress: bool = True, description: str = "", already_done: int = 0) -> list[Failure]:
-    """Execute the strategy `jobs` as Ray tasks; the failures, as `nbforget.grid` returns them.
+    """Execute the strategy `jobs` as Ray tasks; the failures, as `nbforget.batch.grid` returns them.
 
     `shared_fs` None detects per task whether the worker sees ``config.runs_path``; False always
     sends the run files back to the driver; True requires the shared filesystem. See the module
@@ -474,7 +474,7 @@ def _drive(ray, jobs: list[Job], config: RunConfig, *, probe: str, token: str, s
         if failure is None:
             counts["done"] += 1
             for copy in job.copies:
-                _copy(job.output, copy)
+                copy_file(job.output, copy)
         else:
             counts["failed"] += 1
             failures.append(failure)
@@ -522,7 +522,7 @@ def _drive(ray, jobs: list[Job], config: RunConfig, *, probe: str, token: str, s
                     outcome = ray.get(ref)
                 except ray.exceptions.RayTaskError as error:  # the task itself raised: not retried
                     cause = error.cause if getattr(error, "cause", None) is not None else error
-                    finish(job, Failure(job.source, None, _describe(cause)))
+                    finish(job, Failure(job.source, None, describe_error(cause)))
                     continue
                 except ray.exceptions.RayError as error:  # the worker or node died on every attempt
                     finish(job, Failure(job.source, None, (
@@ -536,7 +536,7 @@ def _drive(ray, jobs: list[Job], config: RunConfig, *, probe: str, token: str, s
                     _write_run(folder, outcome["files"])
                     for notebook in (folder / RUN_NOTEBOOK, folder / f"{Path(RUN_NOTEBOOK).stem}.failed.ipynb"):
                         if notebook.exists():
-                            _fix_metadata(notebook, job)
+                            fix_metadata(notebook, job)
                 finish(job, failure)
             show()
     except BaseException:

@@ -155,7 +155,7 @@ def check_book(html_dir: Path, *, screenshots: Path | None = None, progress: boo
 
     from tqdm.auto import tqdm
 
-    from nbforget.book import serve_book
+    from nbforget.publish.book import serve_book
 
     html_dir = Path(html_dir)
     pages = book_pages(html_dir)
