@@ -181,10 +181,10 @@ def test_a_run_that_raises_is_marked_failed_and_resumes(quick_runs, quick_config
     vanilla = REGISTRY["vanilla"]
     original = vanilla.after_language
 
-    def after_language_failing_at_the_second_step(self, model, step):
+    def after_language_failing_at_the_second_step(self, model, step, train_data=None):
         if step.index == 1:
             raise RuntimeError("disk full while saving")
-        return original(self, model, step)
+        return original(self, model, step, train_data)
 
     monkeypatch.setattr(vanilla, "after_language", after_language_failing_at_the_second_step)
     with pytest.raises(RuntimeError, match="disk full"):

@@ -22,7 +22,7 @@ from nbforget.models import count_parameters, default_device, use_bf16
 from nbforget.runs import RunStore
 from nbforget.strategies import RunContext, get_strategy
 from nbforget.tasks import prepare
-from nbforget.train import language_seed, train_language
+from nbforget.train import language_seed, loop_settings, train_language
 
 
 def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | None = None,
@@ -72,11 +72,9 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
                 model, train_data, prepared.step_data(step.languages, "dev"), task=prepared.task,
                 dev_score=lambda m, data: prepared.task.score(m, data, pad_id=prepared.tokenizer.pad_token_id,
                                                               **scoring)[prepared.task.primary_metric],
-                epochs=config.train.epochs, batch_size=config.train.batch_size, learning_rate=runner.learning_rate,
-                weight_decay=config.train.weight_decay, warmup_ratio=config.train.warmup_ratio,
-                patience=config.train.patience, bf16=bf16, seed=language_seed(seed, step.label),
-                pad_id=prepared.tokenizer.pad_token_id, device=device, extra_loss=runner.extra_loss,
-                progress=progress, description=f"train {step.label}")
+                learning_rate=runner.learning_rate, seed=language_seed(seed, step.label), bf16=bf16, device=device,
+                pad_id=prepared.tokenizer.pad_token_id, extra_loss=runner.extra_loss, progress=progress,
+                description=f"train {step.label}", **loop_settings(config.train))
             model = runner.after_language(model, step, train_data)
             is_last = step.index == steps[-1].index
             model = runner.finish(model) if is_last else model
@@ -86,11 +84,8 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
                 "step": step.index, "languages": list(step.languages),
                 "scores": score_records(order_spec, step.index, step.label, row), "history": history,
                 "drift": parameter_drift(runner.drift_model(model), base_weights) if model is not None else [],
-                "trainable_parameters": trainable})
-            checkpoint = None
-            if runner.keeps_checkpoint and not is_last:
-                checkpoint = dict(model.state_dict()) | {f"strategy::{k}": v for k, v in runner.state().items()}
-            store.commit_step(state, checkpoint)
+                "trainable_parameters": trainable, "strategy": runner.step_record(model, step)})
+            store.commit_step(state, None if is_last else runner.checkpoint(model))
             new_steps += 1
         store.finish(store.result_record(
             strategy=strategy, profile=config.profile, order=list(languages), seed=seed,

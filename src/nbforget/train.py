@@ -19,6 +19,11 @@ def language_seed(seed: int, language: str) -> int:
     return int(hashlib.sha256(f"{seed}:{language}".encode()).hexdigest()[:8], 16)
 
 
+def loop_settings(train) -> dict:
+    """The arguments of `train_language` that come from the config's ``train`` section as they are."""
+    return {name: getattr(train, name) for name in ("epochs", "batch_size", "weight_decay", "warmup_ratio", "patience")}
+
+
 def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 

@@ -68,6 +68,11 @@ class Freeze(SequentialStrategy):
                     parameter.requires_grad_(False)  # the optimizer only gets trainable parameters
         return super().before_language(model, step)
 
+    def step_record(self, model, step: Step) -> dict:
+        """The layer groups that got no update at this step."""
+        trainable = {parameter_group(n) for n, p in model.named_parameters() if p.requires_grad}
+        return {"frozen": [group for group in self.frozen if group not in trainable]}
+
 
 # ---------------------------------------------------------------------------------------------
 # Soft regularization: L2-SP and EWC
@@ -112,6 +117,11 @@ class L2SP(SequentialStrategy):
         terms = [self.factors[n] * (p - self.anchor[n]).pow(2).sum()
                  for n, p in model.named_parameters() if n in self.factors]
         return weight * torch.stack(terms).sum()
+
+    def step_record(self, model, step: Step) -> dict:
+        """The penalty's factor per layer group (groups left out are free) and its strength."""
+        factors = {parameter_group(n): f for n, f in self.factors.items()}
+        return {"l2_weight": self.context.config.strategy.regularization.l2_weight, "layer_factors": factors}
 
 
 def estimate_fisher(model, data, *, task, names, batch_size: int, batches: int, pad_id: int, seed: int,
@@ -204,6 +214,17 @@ class EWC(SequentialStrategy):
             self.fisher[step.label], self.anchors[step.label] = fisher, anchor
         return model
 
+    def step_record(self, model, step: Step) -> dict:
+        """Fisher mass per layer group (sum of the diagonal over the group's weights) of every
+        penalty term after this step: where EWC holds the weights hardest."""
+        mass: dict[str, dict[str, float]] = {}
+        for term, fisher in self.fisher.items():
+            groups: dict[str, float] = {}
+            for name, values in fisher.items():
+                groups[parameter_group(name)] = groups.get(parameter_group(name), 0.0) + float(values.sum())
+            mass[term] = groups
+        return {"fisher_mass": mass, "mode": self.context.config.strategy.regularization.ewc_mode}
+
     def state(self) -> dict[str, torch.Tensor]:
         tensors = {}
         for kind, store in (("fisher", self.fisher), ("anchor", self.anchors)):
@@ -280,3 +301,10 @@ class Reversion(SequentialStrategy):
         if self.context.config.strategy.reversion.when == "end":
             revert(model, self.base, self.alphas)
         return model
+
+    def step_record(self, model, step: Step) -> dict:
+        """alpha per layer group, and whether this step's model was reverted."""
+        when = self.context.config.strategy.reversion.when
+        last = step.index == len(self.context.order) - 1
+        alphas = {parameter_group(n): alpha for n, alpha in self.alphas.items()}
+        return {"alpha": alphas, "when": when, "reverted": when == "each" or last}

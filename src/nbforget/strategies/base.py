@@ -138,7 +138,19 @@ class Strategy:
         """The model whose encoder weights are compared with the base (for drift records)."""
         return model
 
+    def step_record(self, model, step: Step) -> dict:
+        """What the strategy did at `step`, recorded in the run (its page shows it): e.g. the frozen
+        layers, the Fisher mass per layer, the experts. JSON values only."""
+        return {}
+
     # resume
+    def checkpoint(self, model) -> dict[str, torch.Tensor] | None:
+        """What a later process needs to resume after this step: the model's weights and the
+        strategy's own state (None when the model after a step is not needed later)."""
+        if not self.keeps_checkpoint:
+            return None
+        return dict(model.state_dict()) | {f"strategy::{k}": v for k, v in self.state().items()}
+
     def state(self) -> dict[str, torch.Tensor]:
         return {}
 

@@ -90,6 +90,19 @@ class SharedLora(Strategy):
 
         return get_peft_model(self.context.new_model(), lora_config(self.context))
 
+    def step_record(self, model, step: Step) -> dict:
+        return lora_record(model, self.context)
+
+
+def lora_record(model, context: RunContext) -> dict:
+    """Rank, alpha and targets of the adapters, and the active adapter's size next to the head's."""
+    settings = context.config.strategy.lora
+    adapter = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n and p.requires_grad)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"rank": settings.rank, "alpha": settings.alpha if settings.alpha is not None else settings.rank,
+            "target_modules": list(settings.target_modules), "adapter_parameters": adapter,
+            "head_parameters": trainable - adapter}
+
 
 def adapter_name(language: str) -> str:
     return "lang_" + language.replace("-", "_")
@@ -128,6 +141,10 @@ class NonSharedLora(Strategy):
         model = self._add(model, step.label)
         model.set_adapter(adapter_name(step.label))
         return model
+
+    def step_record(self, model, step: Step) -> dict:
+        model.set_adapter(adapter_name(step.label))
+        return lora_record(model, self.context) | {"adapter": adapter_name(step.label)}
 
     def model_for(self, model, language: str, step: Step):
         own = language if language in self.trained else step.label

@@ -196,6 +196,12 @@ class Merge(ExpertStrategy):
         self.write_merged(model)
         return model
 
+    def step_record(self, model, step: Step) -> dict:
+        """The experts merged into this step's model, and how."""
+        settings = self.context.config.strategy.merge
+        return {"experts": self.expert_order(), "trained_expert": self.expert_key(step.label),
+                "method": settings.method, "lam": settings.lam, "density": settings.density}
+
     def write_merged(self, model) -> None:
         """Put base + merged update of the experts trained so far, and their mean head, into `model`."""
         settings = self.context.config.strategy.merge
@@ -278,6 +284,14 @@ class FamilyExperts(ExpertStrategy):
 
     def drift_model(self, model):
         return self.load(model, self.latest())  # the expert this step trained
+
+    def step_record(self, model, step: Step) -> dict:
+        """The expert this step trained and every expert so far, with the languages each serves."""
+        served: dict[str, list[str]] = {}
+        for language in self.context.order:
+            served.setdefault(self.expert_key(language), []).append(language)
+        return {"trained_expert": self.expert_key(step.label),
+                "experts": {key: served.get(key, []) for key in self.experts}}
 
     def state(self) -> dict[str, torch.Tensor]:
         return {f"expert/{key}/{n}": v for key, values in self.experts.items() for n, v in values.items()}
