@@ -134,6 +134,8 @@ class RunStore:
             "metrics": summary | {"chance": chance, "metric": metric},
             "trainable_parameters": {"per_step": counts, "max_per_step": max(counts.values(), default=0),
                                      "total": int(sum(counts.values()))},
+            # what the strategy did at each step (`Strategy.step_record`), for its page
+            "strategy_records": {"+".join(s["languages"]): s.get("strategy", {}) for s in steps},
             # results repeat exactly for a given thread count (``torch_threads``); another count
             # changes the floating-point reductions, and training carries the difference on
             "timings": {"seconds": round(time.perf_counter() - started, 2),
