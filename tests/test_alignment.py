@@ -449,11 +449,11 @@ def test_strategy_variants_run_end_to_end(quick_config, strategy, settings):
 def test_frozen_layers_are_unchanged_after_an_engine_step(quick_config):
     from nbforget.engine import run_strategy
     from nbforget.tasks import prepare
-    from nbforget.runs import RunStore
+    from nbforget.strategies import run_store
 
     config = quick_config({"strategy": {"freeze": {"after_first": False, "embeddings": True, "layers": [0]}}})
     path = run_strategy(config, "freeze", progress=False, stop_after=1)  # one step, then a checkpoint
-    store = RunStore(config.runs_path, config.profile, "freeze", config.orders[0], config.seeds[0])
+    store = run_store(config, "freeze")
     checkpoint = store.load_checkpoint()
     assert store.path == path and checkpoint is not None
     prepared = prepare(config, progress=False)

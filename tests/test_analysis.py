@@ -17,6 +17,7 @@ from nbforget import NbforgetError, analysis, metrics
 from nbforget.config import REPO_ROOT, load_config
 from nbforget.pages import RUNS_DIR_ENV, notebook_config, read_summary, record_summary, versions_table
 from nbforget.runs import order_label
+from nbforget.strategies import run_store
 
 LANGUAGES = ["en-US", "ru-RU", "th-TH"]
 ORDERS = {1: ["en-US", "ru-RU", "th-TH"], "random:1": ["th-TH", "en-US", "ru-RU"], "random:2": ["ru-RU", "th-TH", "en-US"]}
@@ -29,7 +30,10 @@ VANILLA = {
 
 def write_run(root, strategy, order_spec, matrix, *, seed=0, per_step=100, status="complete", profile="quick"):
     order = ORDERS[order_spec]
-    folder = root / profile / strategy / f"order-{order_label(order_spec)}" / f"seed-{seed}"
+    # where the quick profile's run of these settings lives (orders, seeds and runs_dir are not
+    # part of a run's identity, so the study's config below finds it)
+    quick = load_config(REPO_ROOT / "params/profiles/quick.yaml", {"runs_dir": str(root), "profile": profile})
+    folder = run_store(quick, strategy, order_spec, seed).path
     folder.mkdir(parents=True)
     matrix = np.asarray(matrix, dtype=float)
     joint = matrix.shape[0] == 1

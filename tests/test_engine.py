@@ -32,6 +32,7 @@ from nbforget.train import language_seed
 from nbforget.languages import resolve_order
 from nbforget.models import default_device, load_task_model, train_tokenizer
 from nbforget.runs import RunStore, score_matrix
+from nbforget.strategies import run_store
 from nbforget.strategies import REGISTRY, RunContext
 from nbforget.encoding import IGNORE, collate, encode, length_grouped_batches
 
@@ -189,7 +190,7 @@ def test_a_run_that_raises_is_marked_failed_and_resumes(quick_runs, quick_config
     monkeypatch.setattr(vanilla, "after_language", after_language_failing_at_the_second_step)
     with pytest.raises(RuntimeError, match="disk full"):
         run_strategy(config, "vanilla", progress=False)
-    path = RunStore(config.runs_path, config.profile, "vanilla", config.orders[0], config.seeds[0]).path
+    path = run_store(config, "vanilla").path
     assert (path / "status").read_text().strip() == "failed"
     assert "disk full while saving" in (path / "error.txt").read_text()
     assert list(step_records(path)) == [0]  # the completed step is kept
@@ -277,8 +278,7 @@ def test_own_model_scores_do_not_depend_on_position(quick_runs, strategy):
 def test_nonshared_lora_leaves_base_weights_bitwise_unchanged(quick_config):
     config = quick_config()
     path = run_strategy(config, "nonshared_lora", progress=False, stop_after=2)
-    checkpoint = RunStore(config.runs_path, config.profile, "nonshared_lora", config.orders[0],
-                          config.seeds[0]).load_checkpoint()
+    checkpoint = run_store(config, "nonshared_lora").load_checkpoint()
     assert checkpoint is not None, f"no checkpoint after two of three steps in {path}"
     prepared = prepare(config, progress=False)
     base = load_task_model(prepared.base_source, prepared.kind, len(prepared.labels),

@@ -14,6 +14,7 @@ import torch
 from nbforget import NbforgetError
 from nbforget.config import REPO_ROOT
 from nbforget.runs import (
+    identity_digest,
     SCORE_COLUMNS,
     RunStore,
     atomic_write,
@@ -120,8 +121,12 @@ def test_scores_frame_puts_the_base_row_first():
 # ----------------------------------------------------------------------------- the store
 
 
-def store_for(tmp_path, strategy="vanilla", order=1, seed=0, profile="quick") -> RunStore:
-    return RunStore(tmp_path / "runs", profile, strategy, order, seed)
+def identity(strategy="vanilla", order=ORDER, seed=0, epochs=2) -> dict:
+    return {"strategy": strategy, "order": list(order), "seed": seed, "settings": {"train": {"epochs": epochs}}}
+
+
+def store_for(tmp_path, strategy="vanilla", order=1, seed=0, profile="quick", epochs=2) -> RunStore:
+    return RunStore(tmp_path / "runs", profile, strategy, order, seed, identity(strategy, seed=seed, epochs=epochs))
 
 
 def progress_after(steps: int) -> dict:
@@ -137,8 +142,11 @@ def test_order_labels():
     assert order_label(1) == "1" and order_label("random:3") == "random-3"
     assert order_label(ORDER) == order_label(list(ORDER)) != order_label(ORDER[::-1])
     assert re.fullmatch(r"custom-[0-9a-f]{8}", order_label(ORDER))
-    assert RunStore(Path("/r"), "quick", "vanilla", "random:3", 0).path == Path(
-        "/r/quick/vanilla/order-random-3/seed-0")
+    store = RunStore(Path("/r"), "quick", "vanilla", "random:3", 0, identity())
+    assert store.path == Path(f"/r/quick/vanilla/order-random-3/seed-0-{identity_digest(identity())}")
+    assert re.fullmatch(r"seed-0-[0-9a-f]{10}", store.path.name)
+    other = RunStore(Path("/r"), "quick", "vanilla", "random:3", 0, identity(epochs=3))
+    assert other.path.parent == store.path.parent and other.path != store.path  # another setting, another run
 
 
 def test_store_lifecycle(tmp_path):
@@ -168,18 +176,21 @@ def test_store_lifecycle(tmp_path):
     assert no_temporary_files(store.path)
 
 
-def test_changed_config_with_completed_steps_is_refused(tmp_path):
+def test_recorded_settings_that_differ_are_named_and_refused(tmp_path):
     store = store_for(tmp_path)
     store.start({"strategy": "vanilla", "config": {"train": {"epochs": 2}}})
     store.commit_step(progress_after(1), None)
-    store.start({"strategy": "vanilla", "config": {"train": {"epochs": 2}}})  # same config: resumes
+    store.start({"strategy": "vanilla", "config": {"train": {"epochs": 2}}})  # same settings: resumes
+    # a folder whose recorded settings are not its name's (an edited config.yaml, say)
+    stranger = store_for(tmp_path, epochs=3)
+    stranger.path = store.path
     with pytest.raises(NbforgetError) as caught:
-        store.start({"strategy": "vanilla", "config": {"train": {"epochs": 3}}})
+        stranger.start({"strategy": "vanilla"})
     message = str(caught.value)
-    assert str(store.path) in message and "different config" in message and "runs_dir" in message
+    assert "differ" in message and "train.epochs: 2 -> 3" in message and "delete that folder" in message
 
 
-def test_changed_config_before_any_step_starts_over(tmp_path):
+def test_unfinished_run_without_steps_takes_the_new_record(tmp_path):
     store = store_for(tmp_path)
     store.start({"config": {"train": {"epochs": 2}}})
     store.start({"config": {"train": {"epochs": 3}}})

@@ -1,4 +1,4 @@
-"""Command line: nbforget data | languages | run | grid | book | bench | models."""
+"""Command line: nbforget data | languages | run | grid | book | runs | bench | models."""
 from __future__ import annotations
 
 import argparse
@@ -147,6 +147,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_runs_migrate(args) -> int:
+    from nbforget.config import load_config
+    from nbforget.strategies import migrate_legacy_runs
+
+    root = Path(args.runs_dir) if args.runs_dir else load_config(args.params).runs_path
+    moved = migrate_legacy_runs(root, announce=print)
+    print(f"{len(moved)} run folder(s) renamed under {root}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nbforget", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--dest")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(func=cmd_convert_e5)
+
+    runs = sub.add_parser("runs", help="run folder maintenance")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    migrate = runs_sub.add_parser("migrate", help="rename run folders of the layout before run folders were "
+                                                  "named by their settings (seed-N) to seed-N-<digest>")
+    migrate.add_argument("--runs-dir", help="the runs folder (default: the profile's runs_dir)")
+    migrate.add_argument("--params", default="params/profiles/embedded.yaml", help="profile YAML")
+    migrate.set_defaults(func=cmd_runs_migrate)
 
     bench = sub.add_parser("bench", help="run a benchmark from bench/")
     bench.add_argument("name", nargs="?", default="train_throughput")

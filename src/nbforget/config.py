@@ -159,6 +159,27 @@ class RunConfig:
             data.pop(name, None)
         return data
 
+    # Settings that cannot change one run's result: where files live, which runs a grid or a study
+    # holds (its strategies, orders and seeds; a run has its own), how analyses group languages,
+    # and the profile's name (the run folder's parent already).
+    NOT_RESULT_FIELDS = ("profile", "runs_dir", "data_dir", "strategies", "orders", "orders_by_strategy", "seeds",
+                         "vitality_buckets")
+
+    def recorded(self) -> dict:
+        """The config as a run folder records it: without where runs and data live (run files hold
+        no machine paths; the run folder is where it is)."""
+        data = self.to_dict()
+        for name in ("runs_dir", "data_dir"):
+            data.pop(name, None)
+        return data
+
+    def result_settings(self) -> dict:
+        """The settings that can change a run's result (see `Strategy.run_identity`)."""
+        data = self.to_dict()
+        for name in self.NOT_RESULT_FIELDS:
+            data.pop(name, None)
+        return data
+
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 

@@ -16,11 +16,10 @@ from tqdm.auto import tqdm
 
 from nbforget.config import RunConfig
 from nbforget.evaluate import own_scores, score_records, score_row
-from nbforget.languages import get_language, resolve_order
+from nbforget.languages import get_language
 from nbforget.layers import encoder_weights, parameter_drift
 from nbforget.models import count_parameters, default_device, use_bf16
-from nbforget.runs import RunStore
-from nbforget.strategies import RunContext, get_strategy
+from nbforget.strategies import RunContext, get_strategy, run_store
 from nbforget.tasks import prepare
 from nbforget.train import language_seed, loop_settings, train_language
 
@@ -33,18 +32,22 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
     """
     order_spec = config.orders[0] if order is None else order
     seed = config.seeds[0] if seed is None else seed
-    languages = tuple(resolve_order(order_spec, config.languages))
-    store = RunStore(config.runs_path, config.profile, strategy, order_spec, seed)
-    if store.status == "complete":
-        return store.path
+    store = run_store(config, strategy, order_spec, seed)
+    with store.writer(announce=print if progress else (lambda message: None)):
+        if store.status != "complete":
+            _run(config, strategy, order_spec, seed, store, progress, stop_after)
+    return store.path
+
+
+def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progress: bool, stop_after) -> None:
+    languages = tuple(store.identity["order"])
     prepared, device = prepare(config, progress=progress), default_device()
-    bf16 = use_bf16(config.train.bf16, device)
+    bf16, splits = use_bf16(config.train.bf16, device), ["test", "dev"] if config.train.evaluate_dev else ["test"]
     families = {language: get_language(language).family for language in config.languages}
     runner = get_strategy(strategy)(RunContext(config, prepared.task, prepared.base_source, seed, device, languages,
                                                families))
     store.start({"strategy": strategy, "order_spec": order_spec, "order": list(languages), "seed": seed,
-                 "config": config.to_dict()})
-    splits = ["test", "dev"] if config.train.evaluate_dev else ["test"]
+                 "config": config.recorded()})
     scoring = dict(batch_size=config.train.eval_batch_size, device=device, bf16=bf16)
     try:
         started, state = time.perf_counter(), store.progress()
@@ -56,7 +59,7 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
         del base_model
         steps, done = runner.steps(languages), [record["step"] for record in state["steps"]]
         model = runner.initial_model()
-        if done:
+        if done and len(done) < len(steps):  # a finished record needs no model, only its finish
             model = runner.restore(model, [lang for s in state["steps"] for lang in s["languages"]],
                                    store.load_checkpoint(), where=store.path)
         new_steps = 0
@@ -64,7 +67,7 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
             if step.index in done:
                 continue
             if stop_after is not None and new_steps >= stop_after:
-                return store.path
+                return
             model = runner.before_language(model, step)
             trainable = count_parameters(model)
             train_data = prepared.step_data(step.languages, "train")
@@ -94,4 +97,3 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
     except Exception as error:  # recorded, then raised: completed steps stay and resume
         store.fail(error)
         raise
-    return store.path

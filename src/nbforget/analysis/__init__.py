@@ -57,7 +57,8 @@ import yaml
 
 from nbforget import NbforgetError, metrics
 from nbforget.config import RunConfig, display_path
-from nbforget.runs import RunStore, base_scores, order_label, score_matrix
+from nbforget.runs import RunStore, base_scores, order_label, run_status, score_matrix
+from nbforget.strategies import REGISTRY, run_store
 
 __all__ = [
     "RunRecord",
@@ -402,30 +403,26 @@ def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) ->
     """
     expected = list(strategies) if strategies is not None else list(config.strategies)
     root = config.runs_path
-    labels = {order_label(order): order for order in config.orders}
     languages = set(config.languages)
     records: dict[Path, RunRecord] = {}
     missing = []
     for strategy in expected:
         for order in config.orders_for(strategy):
             for seed in config.seeds:
-                store = RunStore(root, config.profile, strategy, order, seed)
+                store = run_store(config, strategy, order, seed)
                 if store.status == "complete":
                     records[store.path] = load_run(store.path)
                 else:
                     missing.append((strategy, order_label(order), seed))
-    for folder in sorted((root / config.profile).glob("*/order-*/seed-*")):
-        if folder in records or folder.parts[-3] in expected:
+    others = sorted(folder.name for folder in (root / config.profile).glob("*") if folder.is_dir())
+    for strategy in others:
+        if strategy in expected or strategy not in REGISTRY:
             continue
-        label = folder.parts[-2].removeprefix("order-")
-        seed_text = folder.parts[-1].removeprefix("seed-")
-        if label not in labels or not seed_text.isdigit() or int(seed_text) not in config.seeds:
-            continue
-        status = folder / "status"
-        if status.exists() and status.read_text().strip() == "complete":
-            record = load_run(folder)
-            if set(record.order) == languages:
-                records[folder] = record
+        for order in config.orders:
+            for seed in config.seeds:
+                store = run_store(config, strategy, order, seed)  # this config's run of that strategy
+                if store.status == "complete":
+                    records[store.path] = load_run(store.path)
     runs = [run for run in records.values() if set(run.order) == languages]
     return Study(config=config, runs=runs, missing=missing)
 

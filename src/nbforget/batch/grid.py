@@ -39,6 +39,7 @@ from nbforget.batch.local import execute_all
 from nbforget.batch.notebooks import Failure, ensure_kernelspec
 from nbforget.batch.plan import BOOK_DIR, NOTEBOOKS_DIR, analysis_jobs, strategy_jobs
 from nbforget.config import RunConfig, display_path
+from nbforget.models import base_model_dir
 from nbforget.pages import notebook_config, resolve_params_file
 
 ENGINES = ("local", "ray")  # where strategy notebooks run: here, or as Ray tasks (nbforget.batch.ray)
@@ -46,8 +47,6 @@ ENGINES = ("local", "ray")  # where strategy notebooks run: here, or as Ray task
 
 def _prepare_base_model(config: RunConfig, progress: bool) -> None:
     """Build (or find) the base model once, before kernels in parallel would each build it."""
-    from nbforget.models import base_model_dir
-
     base_model_dir(config.model, list(config.languages), config.data_path, progress=progress)
 
 

@@ -11,12 +11,10 @@ from pathlib import Path
 
 from nbforget.batch.notebooks import RUN_NOTEBOOK, Failure, Job, copy_file
 from nbforget.config import REPO_ROOT, RunConfig, display_path
-from nbforget.runs import RunStore
+from nbforget.strategies import reference_strategies, run_store
 
 BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-# Strategy pages draw these runs as references (same order and seed), so they run first.
-REFERENCE_STRATEGIES = ("multi", "vanilla")
 
 
 def _newer(path: Path, *than: Path) -> bool:
@@ -45,7 +43,7 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
         page = book_dir / "generated" / "strategies" / f"{strategy}.ipynb"
         for order in orders:
             for seed in config.seeds:
-                store = RunStore(config.runs_path, config.profile, strategy, order, seed)
+                store = run_store(config, strategy, order, seed)
                 output = store.path / RUN_NOTEBOOK
                 # the strategy's page in the book is its first run (first order, first seed)
                 copies = (page,) if (order, seed) == (orders[0], config.seeds[0]) else ()
@@ -58,7 +56,7 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
                 parameters = {"params_file": params_file, "order": order, "seed": seed,
                               "overrides": overrides, "progress": False}
                 jobs.append(Job(f"{strategy} order {order} seed {seed}", source, output, parameters, copies,
-                                cwd=source.parent, phase=0 if strategy in REFERENCE_STRATEGIES else 1))
+                                cwd=source.parent, phase=0 if strategy in reference_strategies() else 1))
     jobs.sort(key=lambda job: job.phase)  # stable: the profile's order within a phase
     return jobs, done, missing
 

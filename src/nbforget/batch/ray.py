@@ -48,8 +48,9 @@ per task:
   run directory's files (config.yaml, progress.json, scores.csv, drift.csv, result.json, status,
   notebook.ipynb, notebook_summary.json, and the checkpoint of an unfinished run) as bytes. The
   driver writes them atomically into its store, ``status`` last, so that the copy reads as
-  complete only when all of it is there. Paths of the scratch folder are rewritten to the
-  driver's ``runs_dir`` in config.yaml and in the notebook. A retry after a worker died resumes
+  complete only when all of it is there. Run files hold no machine paths (config.yaml records no
+  ``runs_dir``); paths of the scratch folder printed in the notebook are rewritten to the driver's
+  ``runs_dir``. A retry after a worker died resumes
   from the scratch folder when it lands on the same node, else from the driver's copy (steps done
   since on the dead node are trained again). Every node then needs its own checkout of the
   repository (same commit, ``pip install -e '.[ray]'``) with ``data/`` prepared.
@@ -68,8 +69,6 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from nbforget import NbforgetError
 from nbforget.config import ResourceSettings, RunConfig
 from nbforget.batch.notebooks import (
@@ -83,9 +82,9 @@ from nbforget.batch.notebooks import (
     fix_metadata,
     temporary_environment,
 )
-from nbforget.batch.plan import REFERENCE_STRATEGIES
 from nbforget.pages import RUNS_DIR_ENV, notebook_config, resolve_params_file
-from nbforget.runs import atomic_write
+from nbforget.runs import atomic_write, run_status
+from nbforget.strategies import reference_strategies, run_store
 
 __all__ = ["DEFAULT_MAX_RETRIES", "SCRATCH_DIR", "connect", "check_resources", "execute_on_ray"]
 
@@ -216,15 +215,6 @@ def _steps(progress: bytes | None) -> int:
         return 0
 
 
-def _relocate_config(data: bytes, runs_dir: str) -> bytes:
-    """config.yaml with the recorded ``config.runs_dir`` set to `runs_dir` (as `RunStore.start` writes it)."""
-    stored = yaml.safe_load(data.decode("utf-8"))
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
-        return data
-    stored["config"]["runs_dir"] = runs_dir
-    return yaml.safe_dump(stored, sort_keys=False, allow_unicode=True).encode("utf-8")
-
-
 def _read_run(folder: Path, *, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
     """Every file of a run directory (checkpoint included), by path relative to it; hidden files left out."""
     files = {}
@@ -320,15 +310,12 @@ def run_task(job: Job, spec: dict) -> dict:
     here = progress_file.read_bytes() if progress_file.exists() else None
     if _steps(existing.get("progress.json")) > _steps(here):  # else a retry here got further already
         shutil.rmtree(run_dir, ignore_errors=True)
-        if "config.yaml" in existing:
-            existing = {**existing, "config.yaml": _relocate_config(existing["config.yaml"], str(root))}
         _write_run(run_dir, existing)
     references = ray.get(spec["references"]) if spec["references"] is not None else {}
     for relative, files in references.items():
         if (root / relative / "status").exists():
             continue
-        _write_run(root / relative, {**files, "config.yaml": _relocate_config(files["config.yaml"], str(root))}
-                   if "config.yaml" in files else files)
+        _write_run(root / relative, files)
     if "runs_dir" in parameters["overrides"]:
         parameters["overrides"]["runs_dir"] = str(root)
     else:
@@ -337,9 +324,7 @@ def run_task(job: Job, spec: dict) -> dict:
     failure = execute_job(local)
     files = _read_run(run_dir)
     for name, data in files.items():
-        if name == "config.yaml":
-            files[name] = _relocate_config(data, spec["runs_dir"])
-        elif name.endswith((".ipynb", ".json")) and name != "progress.json":
+        if name.endswith((".ipynb", ".json")) and name != "progress.json":
             files[name] = data.replace(str(root).encode(), spec["runs_dir"].encode())
     outcome["files"] = files
     outcome["failure"] = failure and replace(failure, notebook=job.source, output=failure.output and (
@@ -372,14 +357,13 @@ def _references(job: Job, config: RunConfig) -> dict[str, dict[str, bytes]]:
     """Complete runs of the reference strategies of the job's order and seed (their small files)."""
     run_dir = Path(job.output).parent
     found = {}
-    for strategy in REFERENCE_STRATEGIES:
-        folder = run_dir.parent.parent.parent / strategy / run_dir.parent.name / run_dir.name
-        if folder == run_dir or not (folder / "status").exists():
+    for strategy in reference_strategies():
+        folder = run_store(config, strategy, job.parameters["order"], job.parameters["seed"]).path
+        if folder == run_dir or run_status(folder) != "complete":
             continue
-        if (folder / "status").read_text().strip() == "complete":
-            files = _read_run(folder, skip=(RUN_NOTEBOOK,))
-            found[folder.relative_to(config.runs_path).as_posix()] = {
-                name: data for name, data in files.items() if not name.startswith("checkpoint/")}
+        files = _read_run(folder, skip=(RUN_NOTEBOOK,))
+        found[folder.relative_to(config.runs_path).as_posix()] = {
+            name: data for name, data in files.items() if not name.startswith("checkpoint/")}
     return found
 
 

@@ -6,6 +6,7 @@ import os
 import torch
 
 from nbforget import NbforgetError
+from nbforget.data.types import TAGGING
 
 
 def load_tokenizer(source: str):
@@ -35,8 +36,6 @@ def load_task_model(source: str, kind: str, num_labels: int, *, seed: int, freez
     The head is initialised from `seed`, so two calls with the same seed give identical models.
     """
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    from nbforget.data.types import TAGGING
 
     auto = AutoModelForTokenClassification if kind == TAGGING else AutoModelForSequenceClassification
     torch.manual_seed(seed)

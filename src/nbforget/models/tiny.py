@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from nbforget import NbforgetError
 from nbforget.config import ModelConfig
+from nbforget.data import pretraining_text
 from nbforget.models.device import default_device, fused_if_supported, use_bf16
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # ids 0..4, XLM-R's order
@@ -63,8 +64,6 @@ def train_tokenizer(lines: list[str], vocab_size: int):
 
 def build_tiny(config: ModelConfig, languages: list[str], data_dir: Path, *, progress: bool = True) -> Path:
     """Build (or reuse) the tiny pretrained encoder for these languages; returns its folder."""
-    from nbforget.data import pretraining_text
-
     texts = _sample_texts(pretraining_text(languages, data_dir), config.pretrain_max_sentences_per_language)
     key = _tiny_key(config, languages, texts)
     folder = Path(data_dir) / "models" / f"tiny-{key}"

@@ -47,6 +47,7 @@ def frozen_groups(settings: FreezeSettings, num_layers: int) -> list[str]:
 @register
 class Freeze(SequentialStrategy):
     name = "freeze"
+    settings = ("freeze",)
     page_section = "freeze"
     title = "FREEZE: hard layer freezing"
     description = (
@@ -94,6 +95,7 @@ def layer_factors(model, weights: dict[str, float], *, head: float) -> dict[str,
 @register
 class L2SP(SequentialStrategy):
     name = "l2sp"
+    settings = ("regularization",)
     page_section = "regularization"
     title = "L2-SP: soft regularization toward the pretrained weights"
     description = (
@@ -158,6 +160,7 @@ ONLINE = "online"
 @register
 class EWC(SequentialStrategy):
     name = "ewc"
+    settings = ("regularization",)
     page_section = "ewc"
     title = "EWC: elastic weight consolidation"
     description = (
@@ -266,6 +269,7 @@ def revert(model, base: dict[str, torch.Tensor], alphas: dict[str, float]) -> No
 @register
 class Reversion(SequentialStrategy):
     name = "reversion"
+    settings = ("reversion",)
     page_section = "reversion"
     title = "REVERSION: post-hoc weight reversion toward the base"
     description = (

@@ -18,6 +18,7 @@ import torch
 
 from nbforget import NbforgetError
 from nbforget.config import RunConfig
+from nbforget.languages import get_language
 from nbforget.tasks.base import Task
 
 
@@ -70,7 +71,9 @@ class Strategy:
     - ``joint_reference`` / ``sequential_baseline``: MULTI, the level joint training reaches, and
       VANILLA, the forgetting every other strategy is compared with (strategy pages draw both,
       so their runs go first);
-    - ``uses_lora``, ``keeps_checkpoint``; ``page_section``: which extra section its page shows.
+    - ``uses_lora``, ``keeps_checkpoint``; ``page_section``: which extra section its page shows;
+    - ``settings``: the sections of ``config.strategy`` it reads, so that `run_identity` (what
+      names its run folder) holds every setting that can change its result and no other.
     """
 
     name: ClassVar[str] = ""
@@ -83,6 +86,7 @@ class Strategy:
     uses_lora: ClassVar[bool] = False
     keeps_checkpoint: ClassVar[bool] = True  # False: the model after a step is not needed later
     page_section: ClassVar[str | None] = None  # see `nbforget.pages.strategy_section`
+    settings: ClassVar[tuple[str, ...]] = ()  # the sections of ``config.strategy`` it reads
 
     @classmethod
     def display_name(cls) -> str:
@@ -90,13 +94,21 @@ class Strategy:
         return cls.paper_name or cls.title.split(":")[0].strip() or cls.name
 
     @classmethod
+    def run_identity(cls, config: RunConfig, order, seed: int) -> dict:
+        """Everything that can change this strategy's result on `order` and `seed`: the config's
+        result settings, with only the ``strategy`` sections it reads and only the learning rate it
+        trains with. Two requests with the same identity are the same run."""
+        settings = config.result_settings()
+        settings["strategy"] = {name: value for name, value in settings["strategy"].items() if name in cls.settings}
+        settings["train"].pop("learning_rate" if cls.uses_lora else "lora_learning_rate")
+        return {"strategy": cls.name, "order": list(order), "seed": seed, "settings": settings}
+
+    @classmethod
     def parameter_copies(cls, config: dict, order) -> int:
         """How many separate copies of its trainable parameters a run over `order` trains (the
         paper's Table 1 counts MONO as 52 x 278M, VANILLA as 278M). `config` is the run's
         recorded config."""
         if cls.separate_parameters == "family":
-            from nbforget.languages import get_language
-
             return len({get_language(language).family for language in order})
         return len(order) if cls.separate_parameters == "language" else 1
 

@@ -76,6 +76,7 @@ def lora_config(context: RunContext):
 @register
 class SharedLora(Strategy):
     name = "shared_lora"
+    settings = ("lora",)
     paper_name = "SHARED LoRA"
     page_section = "lora"
     title = "SHARED LoRA: one adapter through the whole sequence"
@@ -111,6 +112,7 @@ def adapter_name(language: str) -> str:
 @register
 class NonSharedLora(Strategy):
     name = "nonshared_lora"
+    settings = ("lora",)
     paper_name = "NON-SHARED LoRA"
     separate_parameters = "language"
     page_section = "lora"

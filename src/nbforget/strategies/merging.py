@@ -26,6 +26,7 @@ import torch
 
 from nbforget import NbforgetError
 from nbforget.layers import HEAD, copy_weights, cpu_copy, parameter_group
+from nbforget.languages import get_language
 from nbforget.strategies.base import Step, Strategy, register
 
 Update = Mapping[str, torch.Tensor]
@@ -148,6 +149,7 @@ class Merge(ExpertStrategy):
     """
 
     name = "merge"
+    settings = ("merge",)
     page_section = "experts"
     title = "MERGE: merged per-language (or per-family) experts"
     description = (
@@ -164,8 +166,6 @@ class Merge(ExpertStrategy):
         """One expert per language, or per family with ``strategy.merge.experts: family``."""
         experts = config.get("strategy", {}).get("merge", {}).get("experts", "language")
         if experts == "family":
-            from nbforget.languages import get_language
-
             return len({get_language(language).family for language in order})
         return len(order)
 

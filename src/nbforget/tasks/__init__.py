@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from nbforget import NbforgetError
 from nbforget.config import RunConfig
+from nbforget.data import load_task, require_nonempty
 from nbforget.data.types import CLASSIFICATION, Example, LanguageTask
 from nbforget.encoding import Encoded
+from nbforget.models import base_model_dir, load_tokenizer
 from nbforget.tasks.base import Task
 from nbforget.tasks.classification import SentenceClassification
 from nbforget.tasks.tagging import SlotFilling
@@ -63,9 +65,6 @@ _PREPARED: dict[str, Prepared] = {}
 
 
 def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
-    from nbforget.data import load_task, require_nonempty
-    from nbforget.models import base_model_dir, load_tokenizer
-
     key = hashlib.sha256(repr((config.dataset, config.languages, config.model, config.train.max_train_examples,
                                config.train.max_eval_examples, str(config.data_path))).encode()).hexdigest()
     if key in _PREPARED:
