@@ -46,7 +46,7 @@ def test_run_with_unknown_strategy_names_it_and_the_registered_ones(capsys, tmp_
     ("train.epochs", "--set 'train.epochs': expected KEY=VALUE, e.g. --set train.epochs=3"),
     ("train.epochs=three", "overrides.train.epochs: expected an integer, got 'three'"),
     ("trian.epochs=3", "overrides: unknown key 'trian'; did you mean 'train'?"),
-    ("train.bf16=sometimes", "train.bf16 must be auto, on or off"),
+    ("train.bf16=sometimes", "overrides.train.bf16: expected auto, on or off, got 'sometimes'"),
 ])
 def test_run_with_bad_set_exits_2_with_the_setting_named(capsys, setting, expected):
     code, _, err = run(capsys, "run", "--params", str(QUICK_PROFILE), "--strategy", "vanilla", "--set", setting)

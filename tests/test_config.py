@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
-from typing import get_type_hints
+from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 import yaml
 
 from nbforget import NbforgetError
 from nbforget.config import DEFAULTS_FILE, PARAMS_DIR, REPO_ROOT, RunConfig, load_config
+from nbforget.languages import DATASETS, VITALITY_BUCKETS
+from nbforget.strategies import REGISTRY
 
 QUICK_PROFILE = REPO_ROOT / "params" / "profiles" / "quick.yaml"
+PROFILES = sorted((PARAMS_DIR / "profiles").glob("*.yaml"))
 
 
 def write_profile(folder: Path, text: str, name: str = "trial.yaml") -> Path:
@@ -47,6 +51,122 @@ def test_defaults_file_sets_every_field():
 
 def test_defaults_file_matches_the_dataclass_defaults():
     assert load_config().to_dict() == RunConfig().to_dict()
+
+
+def defaults_file_lines() -> dict[str, str]:
+    """Key path (``train.bf16``) -> its line in params/defaults.yaml, comment included."""
+    lines, path = {}, []
+    for line in DEFAULTS_FILE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"( *)(\w+):", line)
+        if match:
+            path[len(match[1]) // 2:] = [match[2]]
+            lines[".".join(path)] = line
+    return lines
+
+
+def repeated_defaults(data: dict, defaults, where: str = "") -> list[str]:
+    """Keys of the profile mapping `data` whose value is the one `defaults` (a config) has."""
+    repeated = []
+    for key, value in data.items():
+        default = getattr(defaults, key)
+        if dataclasses.is_dataclass(default):
+            repeated += repeated_defaults(value or {}, default, f"{where}{key}.")
+        elif value == default:
+            repeated.append(f"{where}{key}")
+    return repeated
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda path: path.name)
+def test_profiles_hold_only_their_differences_from_the_defaults(profile):
+    """A profile that repeats a default hides which settings make it what it is, and keeps an old
+    value when the default changes. The profile's name defaults to the file's name."""
+    data = yaml.safe_load(profile.read_text(encoding="utf-8"))
+    defaults = dataclasses.replace(load_config(), profile=profile.stem)
+    assert repeated_defaults(data, defaults) == [], f"{profile.name}: drop these keys, they repeat the defaults"
+
+
+def test_repeated_defaults_finds_a_repeated_value_at_any_depth():
+    data = {"seeds": [0], "train": {"epochs": 10, "batch_size": 3}, "strategy": {"lora": {"rank": 32}},
+            "vitality_buckets": {"low": [0, 1, 2], "mid": [3], "high": [4, 5]}, "languages": ["en-US"]}
+    assert repeated_defaults(data, load_config()) == ["seeds", "train.epochs", "strategy.lora.rank",
+                                                      "vitality_buckets"]
+
+
+def literal_fields(cls: type = RunConfig, where: str = ""):
+    """``(key path, type)`` of every field of the config's dataclasses whose type holds a Literal."""
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            yield from literal_fields(hint, f"{where}{field.name}.")
+        elif holding_literal(hint, f"{where}{field.name}"):
+            yield f"{where}{field.name}", hint
+
+
+def holding_literal(hint, path: str):
+    """``(choices, path of the element that takes one)`` of the Literal inside `hint`, or None."""
+    args = get_args(hint)
+    if get_origin(hint) is Literal:
+        return args, path
+    if get_origin(hint) is list:
+        return holding_literal(args[0], f"{path}[0]")
+    if get_origin(hint) is dict:
+        return holding_literal(args[1], f"{path}.some_key")
+    inner = [arg for arg in args if arg is not type(None)]  # Optional
+    return holding_literal(inner[0], path) if len(inner) == 1 else None
+
+
+def value_at(path: str, value) -> dict:
+    """Overrides that set the element at key path `path` (``a.b[0]``) to `value`."""
+    for part in reversed(re.findall(r"\[0\]|\w+", path)):
+        value = [value] if part == "[0]" else {part: value}
+    return value
+
+
+LITERAL_FIELDS = dict(literal_fields())
+
+
+def test_literal_fields_are_found():
+    """The table below is not empty by accident: every choice field is typed as a Literal."""
+    assert {"dataset", "train.bf16", "strategy.regularization.ewc_mode", "strategy.reversion.when",
+            "strategy.merge.method", "strategy.merge.experts", "vitality_buckets"} <= set(LITERAL_FIELDS)
+
+
+@pytest.mark.parametrize("field", LITERAL_FIELDS)
+def test_literal_field_rejects_a_value_outside_its_choices(field):
+    choices, path = holding_literal(LITERAL_FIELDS[field], field)
+    bad = "zzzz" if isinstance(choices[0], str) else max(choices) + 1
+    listed = ", ".join(str(c) for c in choices[:-1]) + f" or {choices[-1]}"
+    assert error_of(QUICK_PROFILE, value_at(path, bad)) == f"overrides.{path}: expected {listed}, got {bad!r}"
+
+
+@pytest.mark.parametrize("field", LITERAL_FIELDS)
+def test_literal_field_accepts_each_of_its_choices(field):
+    choices, path = holding_literal(LITERAL_FIELDS[field], field)
+    for choice in choices:
+        value = load_config(QUICK_PROFILE, value_at(path, choice))
+        for part in path.replace("[0]", "").split("."):
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part)
+        assert value == ([choice] if path.endswith("[0]") else choice)
+
+
+@pytest.mark.parametrize("field", [f for f, hint in LITERAL_FIELDS.items() if get_origin(hint) is Literal
+                                   and isinstance(get_args(hint)[0], str)])
+def test_literal_field_suggests_the_choice_a_near_miss_meant(field, tmp_path):
+    choice = get_args(LITERAL_FIELDS[field])[-1]
+    *sections, key = field.split(".")
+    text = "".join(f"{'  ' * depth}{name}:\n" for depth, name in enumerate(sections))
+    path = write_profile(tmp_path, text + f"{'  ' * len(sections)}{key}: {choice[:-1]}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}.{field}: expected ") and f"got {choice[:-1]!r}" in message
+    assert message.endswith(f"; did you mean {choice!r}?")
+
+
+@pytest.mark.parametrize("field", [f for f, hint in LITERAL_FIELDS.items() if get_origin(hint) is Literal])
+def test_defaults_file_documents_every_choice(field):
+    line = defaults_file_lines()[field]
+    undocumented_choices = [c for c in get_args(LITERAL_FIELDS[field]) if not re.search(rf"\b{c}\b", line)]
+    assert undocumented_choices == [], f"params/defaults.yaml: {line.strip()!r}"
 
 
 @pytest.mark.parametrize("profile", sorted(p.name for p in (PARAMS_DIR / "profiles").glob("*.yaml")))
@@ -141,7 +261,7 @@ def test_orders_of_every_kind_are_accepted():
 
 def test_bad_bf16_value_names_the_field_and_the_choices():
     message = error_of(QUICK_PROFILE, {"train": {"bf16": "maybe"}})
-    assert "train.bf16 must be auto, on or off, got 'maybe'" in message
+    assert "overrides.train.bf16: expected auto, on or off, got 'maybe'" in message
 
 
 @pytest.mark.parametrize("text, expected", [("bf16: on", "on"), ("bf16: off", "off"), ("bf16: auto", "auto"),
@@ -152,13 +272,17 @@ def test_bf16_accepts_unquoted_on_and_off(tmp_path, text, expected):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({"dataset": "imdb"}, "dataset 'imdb' unknown"),
+    ({"dataset": "imdb"}, f"overrides.dataset: expected {', '.join(DATASETS[:-1])} or {DATASETS[-1]}, got 'imdb'"),
     ({"languages": ["en-US", "en-US"]}, "languages has duplicates"),
     ({"languages": []}, "languages is empty"),
     ({"train": {"epochs": 0}}, "train.epochs and train.batch_size must be at least 1"),
     ({"model": {"hidden_size": 65}}, "hidden_size must be divisible by model.num_heads"),
     ({"strategy": {"merge": {"density": 0}}}, "density must be in (0, 1]"),
-    ({"strategy": {"regularization": {"ewc_mode": "offline"}}}, "ewc_mode must be separate or online"),
+    ({"strategy": {"regularization": {"ewc_mode": "offline"}}},
+     "overrides.strategy.regularization.ewc_mode: expected separate or online, got 'offline'"),
+    ({"vitality_buckets": {"low": [0, 1, 2, 3], "mid": [3], "high": [4, 5]}},
+     "vitality_buckets puts Joshi class 3 in both 'low' and 'mid'"),
+    ({"vitality_buckets": {"low": [0, 1, 2], "high": [4, 9]}}, "overrides.vitality_buckets.high[1]: expected 0, 1"),
 ])
 def test_bad_values_are_refused_at_load(overrides, expected):
     assert expected in error_of(QUICK_PROFILE, overrides)
@@ -182,3 +306,22 @@ def test_relative_paths_resolve_from_the_repository():
 def test_digest_follows_the_settings():
     assert load_config(QUICK_PROFILE).digest() == load_config(QUICK_PROFILE).digest()
     assert load_config(QUICK_PROFILE).digest() != load_config(QUICK_PROFILE, {"seeds": [1]}).digest()
+
+
+def test_default_vitality_buckets_are_the_languages_ones():
+    assert RunConfig().vitality_buckets == {name: list(classes) for name, classes in VITALITY_BUCKETS.items()}
+
+
+@pytest.mark.parametrize("overrides, where", [
+    ({"strategies": ["vanilla", "vanila"]}, "strategies[1]"),
+    ({"orders_by_strategy": {"vanila": [1]}}, "orders_by_strategy.vanila"),
+])
+def test_unknown_strategy_names_its_key_and_the_close_match(overrides, where):
+    message = error_of(QUICK_PROFILE, overrides)
+    assert "unknown strategy 'vanila'; did you mean 'vanilla'?" in message
+    assert f"(in {QUICK_PROFILE} + overrides: {where})" in message
+    assert f"registered: {', '.join(REGISTRY)}" in message
+
+
+def test_every_registered_strategy_is_accepted():
+    assert load_config(QUICK_PROFILE, {"strategies": list(REGISTRY)}).strategies == list(REGISTRY)

@@ -4,6 +4,7 @@ import pytest
 
 from nbforget import NbforgetError
 from nbforget.languages import (
+    DATASETS,
     LANGUAGES,
     MASSIVE_LOCALES,
     PAPER_ORDER_4_AS_PRINTED,
@@ -103,7 +104,7 @@ def test_source_code_and_locale_for():
     assert locale_for("sib200", "zho_Hant") == "zh-TW"
     assert locale_for("massive", "sl-SL") == "sl-SL"
     for locale in LANGUAGES:
-        for dataset in ("massive", "sib200", "xsid"):
+        for dataset in DATASETS:
             try:
                 code = source_code(dataset, locale)
             except NbforgetError:
@@ -121,6 +122,19 @@ def test_source_code_errors_name_language_data_set_and_fix():
         source_code("flores", "th-TH")
     with pytest.raises(NbforgetError, match="unknown xsid code 'xx'"):
         locale_for("xsid", "xx")
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_data_set_has_codes_for_some_languages(dataset):
+    """A data set added to `DatasetName` needs its column of codes in the table."""
+    assert any(_has_code(dataset, locale) for locale in LANGUAGES)
+
+
+def _has_code(dataset, locale):
+    try:
+        return bool(source_code(dataset, locale))
+    except NbforgetError:
+        return False
 
 
 # --------------------------------------------------------------------------- vitality

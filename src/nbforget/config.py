@@ -3,6 +3,10 @@
 A run is described by ``params/defaults.yaml`` (every field, commented), a profile that holds only
 its differences from the defaults (``params/profiles/*.yaml``), and overrides given on the command
 line or by a notebook. Unknown keys and bad values fail at load time with the field named.
+
+A setting that takes one of a fixed set of values has a ``Literal`` type (`Bf16Setting`,
+`MergeMethod`, `DatasetName`, ...): that type is the one list of its values, and `_check_type`
+checks it at load, naming the key, the value, the choices and, for a near miss, the close one.
 """
 from __future__ import annotations
 
@@ -13,15 +17,22 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
 from nbforget import NbforgetError
+from nbforget.languages import VITALITY_BUCKETS, DatasetName, JoshiClass, get_language, resolve_order
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO_ROOT / "params"
 DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
+
+Bf16Setting = Literal["auto", "on", "off"]  # auto: on where the hardware supports it
+EwcMode = Literal["separate", "online"]  # one Fisher per language, or a decayed running Fisher
+ReversionWhen = Literal["each", "end"]  # revert after each language, or once at the end
+MergeMethod = Literal["linear", "task_arithmetic", "ties"]
+ExpertKind = Literal["language", "family"]  # what one expert is trained on
 
 
 def display_path(path: str | Path) -> str:
@@ -58,7 +69,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     patience: int = 5
-    bf16: str = "auto"  # "auto" (on where the hardware supports it), "on", "off"
+    bf16: Bf16Setting = "auto"
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     eval_batch_size: int = 128
@@ -87,7 +98,7 @@ class RegularizationSettings:
     l2_weight: float = 0.01  # L2-SP strength (sum over parameters of w * ||theta - theta_base||^2)
     layer_weights: dict[str, float] = field(default_factory=dict)  # "embeddings"/"layer.N"/"head" -> factor
     ewc_weight: float = 100.0
-    ewc_mode: str = "online"  # "separate" (one Fisher per language) or "online" (decayed running Fisher)
+    ewc_mode: EwcMode = "online"
     ewc_gamma: float = 1.0  # decay of the online Fisher
     fisher_batches: int = 8
 
@@ -96,15 +107,15 @@ class RegularizationSettings:
 class ReversionSettings:
     alpha: float = 0.5  # default share moved back toward the base weights
     layer_alpha: dict[str, float] = field(default_factory=dict)  # "embeddings"/"layer.N" -> alpha
-    when: str = "each"  # "each" language or only at the "end"
+    when: ReversionWhen = "each"
 
 
 @dataclass
 class MergeSettings:
-    method: str = "ties"  # "linear", "task_arithmetic", "ties"
+    method: MergeMethod = "ties"
     lam: float = 1.0  # task-arithmetic / TIES scaling of the merged update
     density: float = 0.5  # TIES: share of each update's entries kept (largest magnitude)
-    experts: str = "language"  # "language" or "family"
+    experts: ExpertKind = "language"
 
 
 @dataclass
@@ -125,7 +136,7 @@ class ResourceSettings:
 @dataclass
 class RunConfig:
     profile: str = "default"
-    dataset: str = "sib200"  # "sib200", "xsid", "massive"
+    dataset: DatasetName = "sib200"
     languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
     orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
     orders_by_strategy: dict[str, list[Any]] = field(default_factory=dict)  # strategy -> its own orders
@@ -139,8 +150,8 @@ class RunConfig:
     strategy: StrategySettings = field(default_factory=StrategySettings)
     data_dir: str = "data"
     runs_dir: str = "runs"
-    vitality_buckets: dict[str, list[int]] = field(
-        default_factory=lambda: {"low": [0, 1, 2], "mid": [3], "high": [4, 5]}
+    vitality_buckets: dict[str, list[JoshiClass]] = field(
+        default_factory=lambda: {name: list(classes) for name, classes in VITALITY_BUCKETS.items()}
     )
     resources: ResourceSettings = field(default_factory=ResourceSettings)
 
@@ -209,11 +220,35 @@ def _merge(base: dict, update: dict) -> dict:
 _FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets", "orders_by_strategy"}  # user-keyed maps, replaced whole
 
 
+def _or_list(choices) -> str:
+    """``a, b or c``."""
+    names = [str(choice) for choice in choices]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _check_choice(value: Any, choices: tuple, where: str) -> Any:
+    """`value` if it is one of the `Literal` `choices`, else an error naming them."""
+    if isinstance(value, bool) and "on" in choices and "off" in choices:
+        # YAML 1.1 reads an unquoted `bf16: on` / `--set train.bf16=off` as a boolean
+        value = "on" if value else "off"
+    for choice in choices:
+        if value == choice and type(value) is type(choice):  # True is not 1, and "1" is not 1
+            return choice
+    hint = ""
+    if isinstance(value, str):
+        by_text = {str(choice): choice for choice in choices}
+        close = difflib.get_close_matches(value, list(by_text), n=1)
+        hint = f"; did you mean {by_text[close[0]]!r}?" if close else ""
+    raise NbforgetError(f"{where}: expected {_or_list(choices)}, got {value!r}{hint}")
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
     origin = get_origin(hint)
     args = get_args(hint)
     if hint is Any:
         return value
+    if origin is Literal:
+        return _check_choice(value, args, where)
     if origin is None and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise NbforgetError(f"{where}: expected a mapping of fields of {hint.__name__}, got {value!r}")
@@ -259,9 +294,6 @@ def _build(cls: type, data: dict, where: str):
         close = difflib.get_close_matches(str(key), names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
         raise NbforgetError(f"{where}: unknown key {key!r}{hint}")
-    if cls is TrainConfig and isinstance(data.get("bf16"), bool):
-        # YAML reads an unquoted `bf16: on` / `--set train.bf16=off` as a boolean
-        data = {**data, "bf16": "on" if data["bf16"] else "off"}
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -301,10 +333,11 @@ def load_config(params_file: str | Path | None = None, overrides: dict | None = 
 
 
 def validate(config: RunConfig, where: str) -> None:
-    from nbforget.languages import get_language, resolve_order
+    """What the types cannot say: relations between settings, and names defined elsewhere."""
+    # Lazily: the registry's modules import this one (strategies.base needs RunConfig), and they
+    # import torch, which loading a config otherwise does not need.
+    from nbforget.strategies import get_strategy
 
-    if config.dataset not in ("sib200", "xsid", "massive"):
-        raise NbforgetError(f"{where}: dataset {config.dataset!r} unknown; use sib200, xsid or massive")
     if len(config.languages) < 1:
         raise NbforgetError(f"{where}: languages is empty; list at least one locale")
     if len(set(config.languages)) != len(config.languages):
@@ -319,28 +352,34 @@ def validate(config: RunConfig, where: str) -> None:
             resolve_order(order, config.languages)
         except NbforgetError as error:
             raise NbforgetError(f"{error} (in {where}: orders[{index}])") from None
+    for index, strategy in enumerate(config.strategies):
+        try:
+            get_strategy(strategy)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: strategies[{index}])") from None
     for strategy, orders in config.orders_by_strategy.items():
+        try:
+            get_strategy(strategy)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy})") from None
         for index, order in enumerate(orders):
             try:
                 resolve_order(order, config.languages)
             except NbforgetError as error:
                 raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy}[{index}])") from None
-    if config.train.bf16 not in ("auto", "on", "off"):
-        raise NbforgetError(f"{where}: train.bf16 must be auto, on or off, got {config.train.bf16!r}")
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise NbforgetError(f"{where}: train.epochs and train.batch_size must be at least 1")
     if config.model.hidden_size % config.model.num_heads:
         raise NbforgetError(f"{where}: model.hidden_size must be divisible by model.num_heads")
-    if config.strategy.regularization.ewc_mode not in ("separate", "online"):
-        raise NbforgetError(f"{where}: strategy.regularization.ewc_mode must be separate or online")
-    if config.strategy.reversion.when not in ("each", "end"):
-        raise NbforgetError(f"{where}: strategy.reversion.when must be each or end")
-    if config.strategy.merge.method not in ("linear", "task_arithmetic", "ties"):
-        raise NbforgetError(f"{where}: strategy.merge.method must be linear, task_arithmetic or ties")
-    if config.strategy.merge.experts not in ("language", "family"):
-        raise NbforgetError(f"{where}: strategy.merge.experts must be language or family")
     if not 0.0 < config.strategy.merge.density <= 1.0:
         raise NbforgetError(f"{where}: strategy.merge.density must be in (0, 1]")
     for name in ("num_cpus", "num_gpus"):
         if getattr(config.resources, name) < 0:
             raise NbforgetError(f"{where}: resources.{name} must be at least 0, got {getattr(config.resources, name)}")
+    bucket_of: dict[int, str] = {}  # the classes 0-5 themselves are checked by the type, JoshiClass
+    for bucket, classes in config.vitality_buckets.items():
+        for joshi in classes:
+            if bucket_of.setdefault(joshi, bucket) != bucket:
+                raise NbforgetError(
+                    f"{where}: vitality_buckets puts Joshi class {joshi} in both {bucket_of[joshi]!r} "
+                    f"and {bucket!r}; put each class in one bucket")

@@ -22,6 +22,13 @@ Unknown facts are missing, not guessed: ``joshi_class`` is None for ``gsw-CH`` a
 ``glottocode`` is None for ``az-AZ``, ``sq-AL`` and ``de-ST``; ``flores_code`` is None for the
 languages FLORES-200 lacks (Bavarian, Swiss German, Neapolitan).
 
+Data sets. :data:`DatasetName` is the one list of the data sets a run can use (``massive``,
+``sib200``, ``xsid``); the config's ``dataset``, the loaders of :mod:`nbforget.data` and the
+preparation read it.
+
+Vitality. :data:`VITALITY_BUCKETS` is the one grouping of the Joshi classes (:data:`JoshiClass`,
+0-5) into the core paper's low / mid / high buckets; the config's ``vitality_buckets`` defaults to it.
+
 Orders. :data:`PAPER_ORDERS` are the five language orders of Khelli et al. (2025), Table 3
 (appendix A.1). Order 4 as printed lists ``ml-NL`` at position 26, where ``nl-NL`` belongs:
 ``ml-NL`` is not a MASSIVE locale, ``nl-NL`` is otherwise absent from the order, and ``ml-IN``
@@ -38,7 +45,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from nbforget import NbforgetError
 
@@ -47,6 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASETS",
+    "DatasetName",
+    "JOSHI_CLASSES",
+    "JoshiClass",
     "LANGUAGES",
     "Language",
     "MASSIVE_LOCALES",
@@ -66,6 +76,10 @@ __all__ = [
 
 LIST_HINT = "known locales are listed by 'nbforget languages'"
 
+JoshiClass = Literal[0, 1, 2, 3, 4, 5]
+"""Joshi et al. (2020) classes: 0 = "Left-Behinds" ... 5 = "Winners"."""
+JOSHI_CLASSES: tuple[int, ...] = get_args(JoshiClass)
+
 
 @dataclass(frozen=True)
 class Language:
@@ -80,7 +94,7 @@ class Language:
     family: str
     genus: str
     glottocode: str | None
-    joshi_class: int | None
+    joshi_class: JoshiClass | None
     in_massive: bool
 
 
@@ -120,8 +134,8 @@ def _load_languages() -> dict[str, Language]:
             raise ValueError(
                 f"{where}: latin={language.latin} disagrees with script {language.script}"
             )
-        if language.joshi_class is not None and not 0 <= language.joshi_class <= 5:
-            raise ValueError(f"{where}: joshi_class must be 0-5, got {language.joshi_class}")
+        if language.joshi_class is not None and language.joshi_class not in JOSHI_CLASSES:
+            raise ValueError(f"{where}: joshi_class must be one of {JOSHI_CLASSES}, got {language.joshi_class}")
         if language.locale in languages:
             raise ValueError(f"{where}: duplicate locale")
         languages[language.locale] = language
@@ -156,7 +170,9 @@ def get_language(locale: str) -> Language:
 
 # --------------------------------------------------------------------------- data set codes
 
-DATASETS: tuple[str, ...] = ("massive", "sib200", "xsid")
+DatasetName = Literal["massive", "sib200", "xsid"]
+"""The data sets: the config's ``dataset``, the loaders' keys, the folders of ``data/raw``."""
+DATASETS: tuple[str, ...] = get_args(DatasetName)
 
 
 def _check_dataset(dataset: str) -> None:
@@ -169,7 +185,9 @@ def _code_in(dataset: str, language: Language) -> str | None:
         return language.locale if language.in_massive else None
     if dataset == "sib200":
         return language.flores_code
-    return language.xsid_code
+    if dataset == "xsid":
+        return language.xsid_code
+    raise ValueError(f"data set {dataset!r} has no column of codes in the language table")
 
 
 def _available_datasets(language: Language) -> list[str]:
@@ -223,7 +241,7 @@ def locale_for(dataset: str, code: str) -> str:
 
 # --------------------------------------------------------------------------- vitality
 
-VITALITY_BUCKETS: dict[str, tuple[int, ...]] = {"low": (0, 1, 2), "mid": (3,), "high": (4, 5)}
+VITALITY_BUCKETS: dict[str, tuple[JoshiClass, ...]] = {"low": (0, 1, 2), "mid": (3,), "high": (4, 5)}
 """Joshi class -> vitality bucket, as in Khelli et al. (2025), Table 1 (low / mid / high)."""
 
 

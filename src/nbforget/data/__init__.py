@@ -6,7 +6,8 @@
     require_nonempty(task, splits)       fail clearly when a split the caller needs is empty
     pretraining_text(locales, data_dir)  plain text per language, free of dev and test sentences
 
-Data sets: ``massive`` and ``xsid`` (slot filling, tagging), ``sib200`` (topics, classification).
+Data sets: ``massive`` and ``xsid`` (slot filling, tagging), ``sib200`` (topics, classification);
+their names are `nbforget.languages.DATASETS`, and `LOADERS` and `TITLES` hold one entry for each.
 Locales are the project's language keys (`nbforget.languages`): ``th-TH``, ``de-DE``, ``de-BA``.
 """
 from __future__ import annotations
@@ -20,12 +21,28 @@ from nbforget.data.sib200 import available_sib200_languages, load_sib200
 from nbforget.data.text import pretraining_text
 from nbforget.data.types import CLASSIFICATION, SPLITS, TAGGING, Example, LanguageTask
 from nbforget.data.xsid import load_xsid
+from nbforget.languages import DATASETS, get_language, source_code
 
-DATASETS = ("massive", "sib200", "xsid")
 LOADERS = {"massive": load_massive, "sib200": load_sib200, "xsid": load_xsid}
+TITLES = {  # how pages name a data set
+    "massive": "MASSIVE slot filling",
+    "sib200": "SIB-200 topic classification (FLORES-200 sentences)",
+    "xsid": "xSID slot filling",
+}
+
+
+def _check_registry() -> None:
+    # A data set added to DATASETS without a loader or a title fails at import, not in a run.
+    for name, table in (("LOADERS", LOADERS), ("TITLES", TITLES)):
+        if sorted(table) != sorted(DATASETS):
+            raise RuntimeError(f"nbforget.data.{name} covers {sorted(table)}, not the data sets "
+                               f"{sorted(DATASETS)} of nbforget.languages.DatasetName")
+
+
+_check_registry()
 
 __all__ = [
-    "CLASSIFICATION", "DATASETS", "SPLITS", "TAGGING", "Example", "LanguageTask",
+    "CLASSIFICATION", "DATASETS", "LOADERS", "SPLITS", "TAGGING", "TITLES", "Example", "LanguageTask",
     "annotation_to_bio", "available_sib200_languages", "load_massive", "load_sib200", "load_task",
     "load_xsid", "prepare_data", "pretraining_text", "require_nonempty", "require_prepared",
     "verify_data",
@@ -34,8 +51,6 @@ __all__ = [
 
 def load_task(dataset: str, locale: str, data_dir: Path | str = Path("data")) -> LanguageTask:
     """The ``dataset`` task in ``locale`` from the prepared data folder ``data_dir``."""
-    from nbforget.languages import get_language, source_code
-
     if dataset not in LOADERS:
         raise NbforgetError(f"unknown data set {dataset!r}; known: {', '.join(DATASETS)}")
     folder = raw_folder(data_dir, dataset)

@@ -48,12 +48,14 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from nbforget import NbforgetError
+from nbforget.languages import DATASETS
 
 MANIFEST = "MANIFEST.json"
 RAW = "raw"
 MIRROR_ENV = "NBFORGET_DATA_MIRROR"
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "NBFORGET_OFFLINE")
-REQUIRED_FOLDERS = ("sib200", "xsid", "massive", "tatoeba", "meta")
+REQUIRED_FOLDERS = (*DATASETS, "tatoeba", "meta")  # a mirror's (and data/raw's) folders
+MIRROR_LAYOUT = f"{', '.join(f'{name}/' for name in REQUIRED_FOLDERS[:-1])} and {REQUIRED_FOLDERS[-1]}/"
 OPTIONAL_FOLDERS = ("xcopa",)
 FORMAT_VERSION = 1
 PROBE_HOST = "github.com"
@@ -78,7 +80,7 @@ def find_mirror(source: Path | str | None = None) -> Path | None:
         path = Path(source).expanduser()
         if not path.is_dir():
             raise NbforgetError(f"data mirror {path} (--source) is not a folder; pass the folder "
-                                "that holds sib200/, xsid/, massive/, tatoeba/ and meta/")
+                                f"that holds {MIRROR_LAYOUT}")
         return path.resolve()
     if os.environ.get(MIRROR_ENV):
         path = Path(os.environ[MIRROR_ENV]).expanduser()
@@ -214,8 +216,8 @@ def _mirror_files(mirror: Path) -> list[tuple[Path, str]]:
     missing = [name for name in REQUIRED_FOLDERS if not (mirror / name).is_dir()]
     if missing:
         raise NbforgetError(f"data mirror {mirror} lacks the folder(s) {', '.join(missing)}; a "
-                            "mirror holds sib200/, xsid/, massive/, tatoeba/ and meta/ (as "
-                            "shared/data does): fix the mirror or pass another with --source")
+                            f"mirror holds {MIRROR_LAYOUT} (as shared/data does): fix the mirror "
+                            "or pass another with --source")
     files = []
     if (mirror / "SOURCES.md").is_file():
         files.append((mirror / "SOURCES.md", f"{RAW}/SOURCES.md"))
@@ -286,8 +288,8 @@ def prepare_data(
             raise NbforgetError(
                 f"no data mirror found and this machine is offline ({reason}). Looked for "
                 f"--source, the environment variable {MIRROR_ENV}, and {default_mirror()}. "
-                "Provide the data with `nbforget data --source PATH` (a folder holding sib200/, "
-                f"xsid/, massive/, tatoeba/ and meta/ like shared/data), or set {MIRROR_ENV}=PATH, "
+                f"Provide the data with `nbforget data --source PATH` (a folder holding "
+                f"{MIRROR_LAYOUT} like shared/data), or set {MIRROR_ENV}=PATH, "
                 "or run `nbforget data` on a machine that is online to download the official "
                 "sources")
         table, copied, copied_bytes = _download_official(dest, progress)

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from nbforget import NbforgetError
 from nbforget.data.prepare import require_prepared
+from nbforget.languages import DATASETS, get_language, source_code
 
 TATOEBA_CODES = {"arb": "ara", "azj": "aze", "khk": "mon", "als": "sqi", "zho": "cmn"}
 EVALUATION_SPLITS = ("dev", "test")
-TASKS = ("sib200", "xsid", "massive")
 NOT_WORD = re.compile(r"[\W_]+")
 
 
@@ -43,8 +43,6 @@ def sentence_key(text: str) -> str:
 
 
 def _code(dataset: str, locale: str) -> str | None:
-    from nbforget.languages import source_code
-
     try:
         return source_code(dataset, locale)
     except NbforgetError:
@@ -92,7 +90,7 @@ def _sib200_evaluation_ids(folder: Path) -> frozenset[str]:
                      for _, index, _, _ in read_sib200_rows(folder / code / f"{split}.tsv"))
 
 
-def evaluation_texts(raw: Path, locale: str, tasks=TASKS) -> list[str]:
+def evaluation_texts(raw: Path, locale: str, tasks=DATASETS) -> list[str]:
     """Every dev and test sentence of ``locale`` in the given tasks, as raw text."""
     from nbforget.data.massive import find_massive_file
     from nbforget.data.sib200 import read_sib200_rows
@@ -124,7 +122,7 @@ def pretraining_text(
     locales,
     data_dir: Path | str = Path("data"),
     *,
-    exclude_tasks=TASKS,
+    exclude_tasks=DATASETS,
 ) -> dict[str, list[str]]:
     """Sentences per locale for tokenizer training and pretraining (see the module doc).
 
@@ -133,11 +131,10 @@ def pretraining_text(
     """
     from nbforget.data.sib200 import read_sib200_rows
     from nbforget.data.xsid import kept_sentences
-    from nbforget.languages import get_language
 
-    unknown = [task for task in exclude_tasks if task not in TASKS]
+    unknown = [task for task in exclude_tasks if task not in DATASETS]
     if unknown:
-        raise NbforgetError(f"exclude_tasks names unknown task(s) {unknown}; known: {list(TASKS)}")
+        raise NbforgetError(f"exclude_tasks names unknown task(s) {unknown}; known: {list(DATASETS)}")
     raw = require_prepared(data_dir)
     texts: dict[str, list[str]] = {}
     for locale in locales:

@@ -21,10 +21,12 @@ into the working model as needed: a merged model, or the expert a language is ro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
 import torch
 
 from nbforget import NbforgetError
+from nbforget.config import MergeMethod
 from nbforget.layers import HEAD, copy_weights, cpu_copy, parameter_group
 from nbforget.languages import get_language
 from nbforget.strategies.base import Step, Strategy, register
@@ -101,14 +103,15 @@ def merge_ties(updates: Sequence[Update], *, density: float, lam: float) -> dict
     return merged
 
 
-def merge_updates(updates: Sequence[Update], *, method: str, lam: float, density: float) -> dict[str, torch.Tensor]:
+def merge_updates(updates: Sequence[Update], *, method: MergeMethod, lam: float,
+                  density: float) -> dict[str, torch.Tensor]:
     if method == "linear":
         return merge_linear(updates)
     if method == "task_arithmetic":
         return merge_task_arithmetic(updates, lam=lam)
     if method == "ties":
         return merge_ties(updates, density=density, lam=lam)
-    raise NbforgetError(f"strategy.merge.method {method!r} unknown; use linear, task_arithmetic or ties")
+    raise NbforgetError(f"strategy.merge.method {method!r} unknown; use {', '.join(get_args(MergeMethod))}")
 
 
 class ExpertStrategy(Strategy):
