@@ -317,11 +317,18 @@ def test_default_vitality_buckets_are_the_languages_ones():
     ({"orders_by_strategy": {"vanila": [1]}}, "orders_by_strategy.vanila"),
 ])
 def test_unknown_strategy_names_its_key_and_the_close_match(overrides, where):
-    message = error_of(QUICK_PROFILE, overrides)
+    from nbforget.strategies import check_names
+
+    config = load_config(QUICK_PROFILE, overrides)  # the registry is not needed to load a config
+    with pytest.raises(NbforgetError) as caught:
+        check_names(config)
+    message = str(caught.value)
     assert "unknown strategy 'vanila'; did you mean 'vanilla'?" in message
     assert f"(in {QUICK_PROFILE} + overrides: {where})" in message
     assert f"registered: {', '.join(REGISTRY)}" in message
 
 
 def test_every_registered_strategy_is_accepted():
-    assert load_config(QUICK_PROFILE, {"strategies": list(REGISTRY)}).strategies == list(REGISTRY)
+    from nbforget.strategies import check_names
+
+    assert check_names(load_config(QUICK_PROFILE, {"strategies": list(REGISTRY)})).strategies == list(REGISTRY)

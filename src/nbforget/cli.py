@@ -71,8 +71,9 @@ def cmd_languages(args) -> int:
 def cmd_run(args) -> int:
     from nbforget.config import load_config
     from nbforget.engine import run_strategy
+    from nbforget.strategies import check_names
 
-    config = load_config(args.params, _overrides(args.set))
+    config = check_names(load_config(args.params, _overrides(args.set)))
     strategies = [args.strategy] if args.strategy else config.strategies
     orders = [_order(args.order)] if args.order else config.orders
     seeds = [args.seed] if args.seed is not None else config.seeds

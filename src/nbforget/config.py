@@ -329,15 +329,12 @@ def load_config(params_file: str | Path | None = None, overrides: dict | None = 
         where = f"{where} + overrides"
     config = _build(RunConfig, _merge(RunConfig().to_dict(), data), "")
     validate(config, where)
+    config.loaded_from = where  # for messages of checks made later (strategy names)
     return config
 
 
 def validate(config: RunConfig, where: str) -> None:
     """What the types cannot say: relations between settings, and names defined elsewhere."""
-    # Lazily: the registry's modules import this one (strategies.base needs RunConfig), and they
-    # import torch, which loading a config otherwise does not need.
-    from nbforget.strategies import get_strategy
-
     if len(config.languages) < 1:
         raise NbforgetError(f"{where}: languages is empty; list at least one locale")
     if len(set(config.languages)) != len(config.languages):
@@ -352,16 +349,9 @@ def validate(config: RunConfig, where: str) -> None:
             resolve_order(order, config.languages)
         except NbforgetError as error:
             raise NbforgetError(f"{error} (in {where}: orders[{index}])") from None
-    for index, strategy in enumerate(config.strategies):
-        try:
-            get_strategy(strategy)
-        except NbforgetError as error:
-            raise NbforgetError(f"{error} (in {where}: strategies[{index}])") from None
+    # Strategy names are checked against the registry by `nbforget.strategies.check_names`
+    # (the registry sits above this layer and imports torch, which loading a config does not need).
     for strategy, orders in config.orders_by_strategy.items():
-        try:
-            get_strategy(strategy)
-        except NbforgetError as error:
-            raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy})") from None
         for index, order in enumerate(orders):
             try:
                 resolve_order(order, config.languages)

@@ -1,6 +1,6 @@
 """Planning a grid: which strategy and analysis notebooks a profile implies, and which are done.
 
-The runs of the reference strategies (those whose ``is_reference`` is set: MULTI and VANILLA)
+The runs of the reference strategies (`nbforget.strategies.reference_strategies`: MULTI and VANILLA)
 go first, since the other strategy pages draw them as references. A run that is complete and
 whose executed notebook is newer than its source is not executed again; an analysis is executed
 again only when its source, or some run it reads, is newer than its page.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nbforget.batch.notebooks import RUN_NOTEBOOK, Failure, Job, copy_file
 from nbforget.config import REPO_ROOT, RunConfig, display_path
-from nbforget.strategies import reference_strategies, run_store
+from nbforget.strategies import check_names, reference_strategies, run_store
 
 BOOK_DIR = REPO_ROOT / "book"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -32,6 +32,7 @@ def strategy_jobs(config: RunConfig, params_file: str, overrides: dict, *, book_
     A run already done (complete, with an executed notebook newer than its source) has its book
     page refreshed from the run's copy here, when the page is missing or older.
     """
+    check_names(config)  # a misspelt strategy gets "did you mean", not a request for a new notebook
     jobs, done, missing = [], 0, []
     for strategy in config.strategies:
         source = notebooks_dir / "strategies" / f"{strategy}.py"

@@ -12,7 +12,7 @@ from nbforget.strategies import core  # noqa: F401  (registers the core study's 
 from nbforget.strategies import alignment, merging  # noqa: F401  (registers study 2's alignment strategies)
 from nbforget.strategies.base import REGISTRY, RunContext, Step, Strategy, register
 
-__all__ = ["REGISTRY", "RunContext", "Step", "Strategy", "get_strategy", "migrate_legacy_runs",
+__all__ = ["REGISTRY", "RunContext", "Step", "Strategy", "check_names", "get_strategy", "migrate_legacy_runs",
            "reference_strategies", "register", "run_store", "strategy_names"]
 
 
@@ -26,6 +26,23 @@ def get_strategy(name: str) -> type[Strategy]:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise NbforgetError(f"unknown strategy {name!r}{hint}; registered: {', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def check_names(config: RunConfig) -> RunConfig:
+    """`config` when every strategy it names (``strategies``, ``orders_by_strategy``) is registered;
+    else an error naming the key, the file and the close match."""
+    where = getattr(config, "loaded_from", "config")
+    for index, strategy in enumerate(config.strategies):
+        try:
+            get_strategy(strategy)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: strategies[{index}])") from None
+    for strategy in config.orders_by_strategy:
+        try:
+            get_strategy(strategy)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy})") from None
+    return config
 
 
 def run_store(config: RunConfig, strategy: str, order=None, seed: int | None = None) -> RunStore:
