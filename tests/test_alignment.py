@@ -351,6 +351,66 @@ def test_ties_exact_sign_tie_gives_zero():
     torch.testing.assert_close(merged["w"], torch.tensor([0.0, 2.0]))  # 1 - 1 = 0: no sign to elect
 
 
+# Pinned numbers: three experts over two tensors with values that are not exact in float32, so a
+# change of formula (not only of rounding) shows. Expected values are worked out by hand below.
+PINNED = [
+    {"w": torch.tensor([[0.1, -0.2, 0.3], [1.5, 0.0, -2.25]]), "b": torch.tensor([0.7, -0.05])},
+    {"w": torch.tensor([[0.4, 0.2, -0.9], [-0.5, 1.0, 0.25]]), "b": torch.tensor([0.1, 0.15])},
+    {"w": torch.tensor([[-0.2, 0.6, 0.3], [0.5, -3.0, 1.0]]), "b": torch.tensor([-0.2, 0.4])},
+]
+# sums: w = [[0.3, 0.6, -0.3], [1.5, -2.0, -1.0]], b = [0.6, 0.5]
+
+
+def test_linear_and_task_arithmetic_pinned():
+    linear = merge_linear(PINNED)  # sum / 3
+    torch.testing.assert_close(linear["w"], torch.tensor([[0.1, 0.2, -0.1], [0.5, -2 / 3, -1 / 3]]))
+    torch.testing.assert_close(linear["b"], torch.tensor([0.2, 1 / 6]))
+    task = merge_task_arithmetic(PINNED, lam=0.3)  # 0.3 * sum
+    torch.testing.assert_close(task["w"], torch.tensor([[0.09, 0.18, -0.09], [0.45, -0.6, -0.3]]))
+    torch.testing.assert_close(task["b"], torch.tensor([0.18, 0.15]))
+    assert all(t.dtype == torch.float32 and t.shape == PINNED[0][n].shape for n, t in task.items())
+
+
+def test_ties_pinned():
+    # density 0.5: each expert keeps its 4 largest of 8 magnitudes (over w and b together)
+    #   expert 0: |2.25| |1.5| |0.7| |0.3|  -> w = [[0, 0, 0.3], [1.5, 0, -2.25]], b = [0.7, 0]
+    #   expert 1: |1.0| |0.9| |0.5| |0.4|  -> w = [[0.4, 0, -0.9], [-0.5, 1.0, 0]], b = [0, 0]
+    #   expert 2: |3.0| |1.0| |0.6| |0.5|  -> w = [[0, 0.6, 0], [0.5, -3.0, 1.0]], b = [0, 0]
+    # elect (sign of trimmed sums): w = [[0.4, 0.6, -0.6], [1.5, -2.0, -1.25]] -> [[+, +, -], [+, -, -]];
+    #   b = [0.7, 0] -> [+, 0]
+    # disjoint mean: w[0] = [0.4, 0.6, -0.9]; w[1, 0] = (1.5 + 0.5) / 2 = 1.0; w[1, 1] = -3.0;
+    #   w[1, 2] = -2.25 (1.0 disagrees); b = [0.7, 0]
+    merged = merge_ties(PINNED, density=0.5, lam=1.0)
+    torch.testing.assert_close(merged["w"], torch.tensor([[0.4, 0.6, -0.9], [1.0, -3.0, -2.25]]))
+    torch.testing.assert_close(merged["b"], torch.tensor([0.7, 0.0]))
+    scaled = merge_ties(PINNED, density=0.5, lam=0.3)  # lam scales the disjoint mean
+    torch.testing.assert_close(scaled["w"], torch.tensor([[0.12, 0.18, -0.27], [0.3, -0.9, -0.675]]))
+    torch.testing.assert_close(scaled["b"], torch.tensor([0.21, 0.0]))
+
+
+def test_ties_trims_over_the_whole_expert_not_per_tensor():
+    updates = [{"big": torch.tensor([8.0, -6.0]), "small": torch.tensor([0.5, 0.25])},
+               {"big": torch.tensor([-4.0, 2.0]), "small": torch.tensor([-0.75, 1.0])}]
+    # density 0.5 over each expert's 4 entries: both keep their "big" pair, "small" is trimmed away
+    # (trimming each tensor to half would keep small = [0.5, 0] and [0, 1.0], giving [0.5, 1.0]).
+    # elect big: 8 - 4 = 4 -> +, -6 + 2 = -4 -> -; disjoint mean: [8, -6]
+    merged = merge_ties(updates, density=0.5, lam=1.0)
+    torch.testing.assert_close(merged["big"], torch.tensor([8.0, -6.0]))
+    torch.testing.assert_close(merged["small"], torch.tensor([0.0, 0.0]))
+
+
+@pytest.mark.parametrize("density, expected", [
+    (0.25, [3.0, -3.0, 0.0, 0.0, 0.0]),  # keep round(1.25) = 1 entry: |3|, and -3 ties with it
+    (0.5, [3.0, -3.0, 0.0, 0.0, 0.0]),   # keep round(2.5) = 2: the two |3|
+    (0.7, [3.0, -3.0, 1.0, 2.0, 0.0]),   # keep round(3.5) = 4 (rounded, not floored to 3)
+    (0.1, [3.0, -3.0, 0.0, 0.0, 0.0]),   # keep round(0.5) = 0, raised to 1: |3| and its tie
+])
+def test_ties_trim_count_rounds_and_keeps_ties(density, expected):
+    # one expert: the elected sign is its own, so the merge is the trimmed update itself
+    merged = merge_ties([{"w": torch.tensor([3.0, -3.0, 1.0, 2.0, 0.5])}], density=density, lam=1.0)
+    torch.testing.assert_close(merged["w"], torch.tensor(expected))
+
+
 def test_merge_rejects_mismatched_experts():
     with pytest.raises(ValueError, match="expert 1"):
         merge_linear([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])

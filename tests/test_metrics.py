@@ -533,6 +533,33 @@ def test_bootstrap_is_seeded():
     assert first[1] < first[0] < first[2]
 
 
+def exact_bootstrap_quantiles(values, quantiles):
+    """The quantiles of the exact bootstrap distribution of the mean (every one of the n^n
+    equally likely resamples enumerated): what the percentile interval estimates."""
+    array = np.asarray(values, dtype=float)
+    grid = np.array(np.meshgrid(*[np.arange(array.size)] * array.size)).reshape(array.size, -1)
+    means = np.sort(array[grid].mean(axis=0))
+    cumulative = np.arange(1, means.size + 1) / means.size
+    return [float(means[np.searchsorted(cumulative, q - 1e-12)]) for q in quantiles]
+
+
+def test_bootstrap_pinned_numbers():
+    values = [0.1, 0.5, 0.2, 0.9, 0.4]
+    # The exact bootstrap distribution (5^5 resamples) has its 2.5% and 97.5% quantiles at 0.2
+    # and 0.68 (means of five of the values are multiples of 0.02), its 5% and 95% at 0.22 and 0.64.
+    assert exact_bootstrap_quantiles(values, [0.025, 0.975]) == pytest.approx([0.2, 0.68])
+    assert exact_bootstrap_quantiles(values, [0.05, 0.95]) == pytest.approx([0.22, 0.64])
+    # 10,000 resamples land on them; 2,000 with seed 3 come out one grid step short at the top.
+    assert metrics.bootstrap_ci(values) == pytest.approx((0.42, 0.2, 0.68), abs=1e-12)
+    assert metrics.bootstrap_ci(values, confidence=0.9, seed=7, n_resamples=5000) == pytest.approx(
+        (0.42, 0.22, 0.64), abs=1e-12)
+    assert metrics.bootstrap_ci(values, n_resamples=2000, seed=3) == pytest.approx((0.42, 0.2, 0.66), abs=1e-12)
+    # Eight values: the exact quantiles are 0.2375 and 0.61625 (by convolution of the resample
+    # sum's distribution); seed 11's 10,000 resamples give 0.2375 and 0.62125.
+    eight = [0.31, 0.12, 0.58, 0.44, 0.27, 0.93, 0.05, 0.66]
+    assert metrics.bootstrap_ci(eight, seed=11) == pytest.approx((0.42, 0.2375, 0.62125), abs=1e-12)
+
+
 def test_bootstrap_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one value; got an empty sequence"):
         metrics.bootstrap_ci([])
