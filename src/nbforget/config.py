@@ -314,8 +314,8 @@ def validate(config: RunConfig, where: str) -> None:
         raise NbforgetError(f"{where}: strategy.regularization.ewc_mode must be separate or online")
     if config.strategy.reversion.when not in ("each", "end"):
         raise NbforgetError(f"{where}: strategy.reversion.when must be each or end")
-    if config.strategy.merge.method not in ("linear", "task_arithmetic", "ties"):
-        raise NbforgetError(f"{where}: strategy.merge.method must be linear, task_arithmetic or ties")
+    if config.strategy.merge.method not in ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"):
+        raise NbforgetError(f"{where}: strategy.merge.method must be linear, task_arithmetic, ties, dare_linear or dare_ties")
     if config.strategy.merge.experts not in ("language", "family"):
         raise NbforgetError(f"{where}: strategy.merge.experts must be language or family")
     if not 0.0 < config.strategy.merge.density <= 1.0:
