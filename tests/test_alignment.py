@@ -351,6 +351,120 @@ def test_ties_exact_sign_tie_gives_zero():
     torch.testing.assert_close(merged["w"], torch.tensor([0.0, 2.0]))  # 1 - 1 = 0: no sign to elect
 
 
+# Pinned numbers: three experts over two tensors with values that are not exact in float32, so a
+# change of formula (not only of rounding) shows. Expected values are worked out by hand below.
+PINNED = [
+    {"w": torch.tensor([[0.1, -0.2, 0.3], [1.5, 0.0, -2.25]]), "b": torch.tensor([0.7, -0.05])},
+    {"w": torch.tensor([[0.4, 0.2, -0.9], [-0.5, 1.0, 0.25]]), "b": torch.tensor([0.1, 0.15])},
+    {"w": torch.tensor([[-0.2, 0.6, 0.3], [0.5, -3.0, 1.0]]), "b": torch.tensor([-0.2, 0.4])},
+]
+# sums: w = [[0.3, 0.6, -0.3], [1.5, -2.0, -1.0]], b = [0.6, 0.5]
+
+
+def test_linear_and_task_arithmetic_pinned():
+    linear = merge_linear(PINNED)  # sum / 3
+    torch.testing.assert_close(linear["w"], torch.tensor([[0.1, 0.2, -0.1], [0.5, -2 / 3, -1 / 3]]))
+    torch.testing.assert_close(linear["b"], torch.tensor([0.2, 1 / 6]))
+    task = merge_task_arithmetic(PINNED, lam=0.3)  # 0.3 * sum
+    torch.testing.assert_close(task["w"], torch.tensor([[0.09, 0.18, -0.09], [0.45, -0.6, -0.3]]))
+    torch.testing.assert_close(task["b"], torch.tensor([0.18, 0.15]))
+    assert all(t.dtype == torch.float32 and t.shape == PINNED[0][n].shape for n, t in task.items())
+
+
+def test_ties_pinned():
+    # density 0.5: each expert keeps its 4 largest of 8 magnitudes (over w and b together)
+    #   expert 0: |2.25| |1.5| |0.7| |0.3|  -> w = [[0, 0, 0.3], [1.5, 0, -2.25]], b = [0.7, 0]
+    #   expert 1: |1.0| |0.9| |0.5| |0.4|  -> w = [[0.4, 0, -0.9], [-0.5, 1.0, 0]], b = [0, 0]
+    #   expert 2: |3.0| |1.0| |0.6| |0.5|  -> w = [[0, 0.6, 0], [0.5, -3.0, 1.0]], b = [0, 0]
+    # elect (sign of trimmed sums): w = [[0.4, 0.6, -0.6], [1.5, -2.0, -1.25]] -> [[+, +, -], [+, -, -]];
+    #   b = [0.7, 0] -> [+, 0]
+    # disjoint mean: w[0] = [0.4, 0.6, -0.9]; w[1, 0] = (1.5 + 0.5) / 2 = 1.0; w[1, 1] = -3.0;
+    #   w[1, 2] = -2.25 (1.0 disagrees); b = [0.7, 0]
+    merged = merge_ties(PINNED, density=0.5, lam=1.0)
+    torch.testing.assert_close(merged["w"], torch.tensor([[0.4, 0.6, -0.9], [1.0, -3.0, -2.25]]))
+    torch.testing.assert_close(merged["b"], torch.tensor([0.7, 0.0]))
+    scaled = merge_ties(PINNED, density=0.5, lam=0.3)  # lam scales the disjoint mean
+    torch.testing.assert_close(scaled["w"], torch.tensor([[0.12, 0.18, -0.27], [0.3, -0.9, -0.675]]))
+    torch.testing.assert_close(scaled["b"], torch.tensor([0.21, 0.0]))
+
+
+def test_ties_trims_over_the_whole_expert_not_per_tensor():
+    updates = [{"big": torch.tensor([8.0, -6.0]), "small": torch.tensor([0.5, 0.25])},
+               {"big": torch.tensor([-4.0, 2.0]), "small": torch.tensor([-0.75, 1.0])}]
+    # density 0.5 over each expert's 4 entries: both keep their "big" pair, "small" is trimmed away
+    # (trimming each tensor to half would keep small = [0.5, 0] and [0, 1.0], giving [0.5, 1.0]).
+    # elect big: 8 - 4 = 4 -> +, -6 + 2 = -4 -> -; disjoint mean: [8, -6]
+    merged = merge_ties(updates, density=0.5, lam=1.0)
+    torch.testing.assert_close(merged["big"], torch.tensor([8.0, -6.0]))
+    torch.testing.assert_close(merged["small"], torch.tensor([0.0, 0.0]))
+
+
+@pytest.mark.parametrize("density, expected", [
+    (0.25, [3.0, -3.0, 0.0, 0.0, 0.0]),  # keep round(1.25) = 1 entry: |3|, and -3 ties with it
+    (0.5, [3.0, -3.0, 0.0, 0.0, 0.0]),   # keep round(2.5) = 2: the two |3|
+    (0.7, [3.0, -3.0, 1.0, 2.0, 0.0]),   # keep round(3.5) = 4 (rounded, not floored to 3)
+    (0.1, [3.0, -3.0, 0.0, 0.0, 0.0]),   # keep round(0.5) = 0, raised to 1: |3| and its tie
+])
+def test_ties_trim_count_rounds_and_keeps_ties(density, expected):
+    # one expert: the elected sign is its own, so the merge is the trimmed update itself
+    merged = merge_ties([{"w": torch.tensor([3.0, -3.0, 1.0, 2.0, 0.5])}], density=density, lam=1.0)
+    torch.testing.assert_close(merged["w"], torch.tensor(expected))
+
+
+@pytest.mark.parametrize("method", ["linear", "task_arithmetic", "ties"])
+def test_merging_in_slices_gives_the_same_numbers(monkeypatch, method):
+    # peft stacks the experts' tensors; merging CHUNK entries at a time bounds that stack. Slices
+    # of 4 entries (w has 6, b 2) give what whole tensors give. (DARE draws its masks slice by
+    # slice, so slicing changes which entries a given seed drops, not how they are drawn.)
+    whole = merging.merge_updates(PINNED, method=method, lam=0.3, density=0.5)
+    monkeypatch.setattr(merging, "CHUNK", 4)
+    sliced = merging.merge_updates(PINNED, method=method, lam=0.3, density=0.5)
+    for name, tensor in whole.items():
+        assert torch.equal(sliced[name], tensor), name
+
+
+def test_merge_methods_match_the_config_check():
+    for method in merging.METHODS:
+        load_config(None, {"strategy": {"merge": {"method": method}}})
+    with pytest.raises(NbforgetError, match="strategy.merge.method: expected linear, task_arithmetic, ties, dare_linear or dare_ties"):
+        load_config(None, {"strategy": {"merge": {"method": "magnitude_prune"}}})
+
+
+def test_dare_drops_and_rescales():
+    update = {"w": torch.linspace(0.5, 1.5, 20_000)}
+    torch.manual_seed(0)
+    merged = merging.merge_dare_linear([update], density=0.25, lam=0.5)["w"]
+    kept = merged != 0
+    assert abs(float(kept.float().mean()) - 0.25) < 0.02  # each entry kept with probability 0.25
+    # kept entries are lam * tau / density: 0.5 * tau * 4 = 2 tau
+    torch.testing.assert_close(merged[kept], 2 * update["w"][kept])
+    # one expert elects its own signs, so DARE-TIES drops the same entries (same seed)
+    torch.manual_seed(0)
+    torch.testing.assert_close(merging.merge_dare_ties([update], density=0.25, lam=0.5)["w"], merged)
+    torch.manual_seed(0)
+    assert torch.equal(merging.merge_dare_linear([update], density=0.25, lam=0.5)["w"], merged)  # seeded: repeats
+
+
+def test_dare_with_density_one_is_task_arithmetic_or_ties():
+    torch.testing.assert_close(merging.merge_dare_linear(PINNED, density=1.0, lam=0.3)["w"],
+                               merge_task_arithmetic(PINNED, lam=0.3)["w"])
+    torch.testing.assert_close(merging.merge_dare_ties(PINNED, density=1.0, lam=0.3)["w"],
+                               merge_ties(PINNED, density=1.0, lam=0.3)["w"])
+
+
+def test_dare_ties_exact_sign_tie_gives_zero():
+    # +1 and -1, each kept with probability 0.5 and then doubled: where only one survives the merge
+    # is +2 or -2 (a quarter of the entries each); where both survive, 2 - 2 = 0 elects no sign and
+    # gives 0, as where neither does. (Electing + on such ties, as peft's dare_ties does, would
+    # make half of the entries +2.)
+    updates = [{"w": torch.ones(20_000)}, {"w": -torch.ones(20_000)}]
+    torch.manual_seed(0)
+    merged = merging.merge_dare_ties(updates, density=0.5, lam=1.0)["w"]
+    assert set(merged.unique().tolist()) == {-2.0, 0.0, 2.0}
+    for value, share in ((2.0, 0.25), (-2.0, 0.25), (0.0, 0.5)):
+        assert abs(float((merged == value).float().mean()) - share) < 0.02, value
+
+
 def test_merge_rejects_mismatched_experts():
     with pytest.raises(ValueError, match="expert 1"):
         merge_linear([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])
@@ -381,6 +495,22 @@ def test_merge_with_one_expert_per_family():
         else:
             expected = (strategy.heads["Indo-European"][name] + strategy.heads["Tai-Kadai"][name]) / 2
         torch.testing.assert_close(merged[name], expected)
+
+
+def test_merge_with_dare_repeats_and_leaves_the_generator_alone():
+    from nbforget.train import language_seed
+
+    strategy = tiny_strategy("merge", {"merge": {"method": "dare_ties", "density": 0.5}})
+    model = strategy.initial_model()
+    model = train_step(strategy, model, 0)
+    model = train_step(strategy, model, 1)
+    merged = weights(model)
+    state = torch.get_rng_state()
+    strategy.write_merged(model, seed=language_seed(0, "merge:ru-RU"))  # the seed step 1 used
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(weights(model)[n], merged[n]) for n in merged)
+    strategy.write_merged(model, seed=1)  # another seed drops other entries
+    assert any(not torch.equal(weights(model)[n], merged[n]) for n in strategy.encoder)
 
 
 def test_family_experts_route_each_language_to_its_family():

@@ -252,6 +252,8 @@ def test_install_mathjax_copies_the_script_and_its_fonts_once(tmp_path):
 
     script = install_mathjax(tmp_path / "mathjax")
     assert script == tmp_path / "mathjax" / "tex-chtml.js" and script.stat().st_size > 100_000
+    # MathJax 3: book/_config.yml's mathjax_path and the browser check's MathJax.startup need it
+    assert 'VERSION="3.' in script.read_text(encoding="utf-8")
     fonts = list((tmp_path / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     assert fonts
     assert (tmp_path / "mathjax" / "LICENSE").is_file()

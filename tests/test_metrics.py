@@ -533,6 +533,85 @@ def test_bootstrap_is_seeded():
     assert first[1] < first[0] < first[2]
 
 
+def exact_bootstrap_quantiles(values, quantiles):
+    """The quantiles of the exact bootstrap distribution of the mean (every one of the n^n
+    equally likely resamples enumerated): what the percentile interval estimates."""
+    array = np.asarray(values, dtype=float)
+    grid = np.array(np.meshgrid(*[np.arange(array.size)] * array.size)).reshape(array.size, -1)
+    means = np.sort(array[grid].mean(axis=0))
+    cumulative = np.arange(1, means.size + 1) / means.size
+    return [float(means[np.searchsorted(cumulative, q - 1e-12)]) for q in quantiles]
+
+
+def test_bootstrap_pinned_numbers():
+    values = [0.1, 0.5, 0.2, 0.9, 0.4]
+    # The exact bootstrap distribution (5^5 resamples) has its 2.5% and 97.5% quantiles at 0.2
+    # and 0.68 (means of five of the values are multiples of 0.02), its 5% and 95% at 0.22 and 0.64.
+    assert exact_bootstrap_quantiles(values, [0.025, 0.975]) == pytest.approx([0.2, 0.68])
+    assert exact_bootstrap_quantiles(values, [0.05, 0.95]) == pytest.approx([0.22, 0.64])
+    # 10,000 resamples land on them; 2,000 with seed 3 come out one grid step short at the top.
+    assert metrics.bootstrap_ci(values) == pytest.approx((0.42, 0.2, 0.68), abs=1e-12)
+    assert metrics.bootstrap_ci(values, confidence=0.9, seed=7, n_resamples=5000) == pytest.approx(
+        (0.42, 0.22, 0.64), abs=1e-12)
+    assert metrics.bootstrap_ci(values, n_resamples=2000, seed=3) == pytest.approx((0.42, 0.2, 0.66), abs=1e-12)
+    # Eight values: the exact quantiles are 0.2375 and 0.61625 (by convolution of the resample
+    # sum's distribution); seed 11's 10,000 resamples give 0.2375 and 0.62125.
+    eight = [0.31, 0.12, 0.58, 0.44, 0.27, 0.93, 0.05, 0.66]
+    assert metrics.bootstrap_ci(eight, seed=11) == pytest.approx((0.42, 0.2375, 0.62125), abs=1e-12)
+
+
+def bca_by_hand(values, *, n_resamples, confidence, seed):
+    """BCa interval of the mean written out from Efron and Tibshirani (1993), eq. 14.10-14.15, on
+    the resamples bootstrap_ci draws (numpy's default_rng(seed), one n_resamples x n block)."""
+    from statistics import NormalDist
+
+    normal = NormalDist()
+    x = np.asarray(values, dtype=float)
+    n = x.size
+    means = x[np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))].mean(axis=1)
+    theta = x.mean()
+    # bias: the share of resample means below the estimate (ties count half, as scipy does)
+    z0 = normal.inv_cdf((np.sum(means < theta) + np.sum(means <= theta)) / (2 * n_resamples))
+    # acceleration from the jackknife means (each value left out once)
+    jackknife = (x.sum() - x) / (n - 1)
+    spread = jackknife.mean() - jackknife
+    acceleration = np.sum(spread ** 3) / (6 * np.sum(spread ** 2) ** 1.5)
+    tails = []
+    for z in (normal.inv_cdf((1 - confidence) / 2), normal.inv_cdf((1 + confidence) / 2)):
+        tails.append(normal.cdf(z0 + (z0 + z) / (1 - acceleration * (z0 + z))))
+    low, high = np.quantile(means, tails)
+    return theta, low, high
+
+
+@pytest.mark.parametrize("values, seed", [
+    ([0.1, 0.5, 0.2, 0.9, 0.4], 3),
+    ([0.31, 0.12, 0.58, 0.44, 0.27, 0.93, 0.05, 0.66], 11),
+    ([0.02, 0.03, 0.05, 0.04, 0.61, 0.08], 0),  # skewed: BCa moves the interval right
+])
+def test_bootstrap_bca_matches_the_formulas(values, seed):
+    result = metrics.bootstrap_ci(values, n_resamples=5000, seed=seed, method="BCa")
+    assert result == pytest.approx(bca_by_hand(values, n_resamples=5000, confidence=0.95, seed=seed),
+                                   rel=1e-9, abs=1e-12)
+
+
+def test_bootstrap_bca_and_basic_against_percentile():
+    skewed = [0.02, 0.03, 0.05, 0.04, 0.61, 0.08]
+    mean, low, high = metrics.bootstrap_ci(skewed, n_resamples=5000)
+    _, bca_low, bca_high = metrics.bootstrap_ci(skewed, n_resamples=5000, method="BCa")
+    assert bca_low > low and bca_high > high  # one large value: the mean's sampling law leans right
+    # basic: the percentile interval reflected about the mean
+    assert metrics.bootstrap_ci(skewed, n_resamples=5000, method="basic") == pytest.approx(
+        (mean, 2 * mean - high, 2 * mean - low))
+    # every method: no interval from one value, zero width from constant values
+    for method in metrics.BOOTSTRAP_METHODS:
+        assert np.isnan(metrics.bootstrap_ci([0.42], method=method)[1:]).all()
+        assert metrics.bootstrap_ci([0.3, 0.3, 0.3], method=method) == pytest.approx((0.3, 0.3, 0.3))
+    assert metrics.bootstrap_ci(skewed, n_resamples=5000, method="bca")[1] == bca_low  # any case, as scipy
+    with pytest.raises(ValueError, match="method must be one of percentile, basic, BCa; got 'studentized'"):
+        metrics.bootstrap_ci(skewed, method="studentized")
+    assert metrics.summarize(skewed, n_resamples=5000, method="BCa")["ci_low"] == pytest.approx(bca_low)
+
+
 def test_bootstrap_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one value; got an empty sequence"):
         metrics.bootstrap_ci([])

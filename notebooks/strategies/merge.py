@@ -15,13 +15,13 @@
 # # MERGE: merged per-language (or per-family) experts
 #
 # Each language (or each language family) gets an expert fine-tuned from the base weights; the
-# experts' encoder updates are merged into one model by linear averaging, task arithmetic or TIES,
-# and their heads are averaged. Row $i$ of the score matrix scores every language with the merge of
-# the experts trained so far, so the matrix shows what merging gives as experts are added, and its
-# last row is the final merged model. What to look for: how far each language falls below what its
-# own expert reached (compare with MONO's diagonal), and whether adding experts of other languages
-# lowers the earlier ones (the cells below the diagonal, and CBT). Method and density are under
-# `strategy.merge`.
+# experts' encoder updates are merged into one model by linear averaging, task arithmetic, TIES or
+# DARE, and their heads are averaged. Row $i$ of the score matrix scores every language with the
+# merge of the experts trained so far, so the matrix shows what merging gives as experts are added,
+# and its last row is the final merged model. What to look for: how far each language falls below
+# what its own expert reached (compare with MONO's diagonal), and whether adding experts of other
+# languages lowers the earlier ones (the cells below the diagonal, and CBT). Method and density are
+# under `strategy.merge`.
 
 # %% tags=["parameters"]
 params_file = "params/profiles/quick.yaml"  # a profile; relative paths are relative to the repository

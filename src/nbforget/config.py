@@ -31,7 +31,7 @@ DEFAULTS_FILE = PARAMS_DIR / "defaults.yaml"
 Bf16Setting = Literal["auto", "on", "off"]  # auto: on where the hardware supports it
 EwcMode = Literal["separate", "online"]  # one Fisher per language, or a decayed running Fisher
 ReversionWhen = Literal["each", "end"]  # revert after each language, or once at the end
-MergeMethod = Literal["linear", "task_arithmetic", "ties"]
+MergeMethod = Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"]
 ExpertKind = Literal["language", "family"]  # what one expert is trained on
 
 

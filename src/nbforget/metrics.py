@@ -26,6 +26,7 @@ PyCIL; x-continuous-learning, M'hamdi et al. 2023).
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -57,6 +58,7 @@ __all__ = [
     "per_language_mbt",
     "average_over_languages",
     "sort_by_mean_over_hops",
+    "BOOTSTRAP_METHODS",
     "bootstrap_ci",
     "summarize",
 ]
@@ -545,17 +547,28 @@ def fwt_avg_k(scores, base, k: int) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def bootstrap_ci(
-    values, *, n_resamples: int = 10000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean and percentile-bootstrap interval of the mean, over orders or seeds.
+BOOTSTRAP_METHODS = ("percentile", "basic", "BCa")
+"""Interval methods of `bootstrap_ci` (scipy.stats.bootstrap's)."""
 
-    Draws ``n_resamples`` resamples of ``values`` with replacement, takes each resample's mean,
-    and returns ``(mean, low, high)`` with ``low`` and ``high`` the ``(1-confidence)/2`` and
-    ``(1+confidence)/2`` quantiles of those means. Deterministic for a given ``seed``.
+
+def bootstrap_ci(
+    values, *, n_resamples: int = 10000, confidence: float = 0.95, seed: int = 0,
+    method: str = "percentile",
+) -> tuple[float, float, float]:
+    """Mean and bootstrap interval of the mean, over orders or seeds (`scipy.stats.bootstrap`).
+
+    Draws ``n_resamples`` resamples of ``values`` with replacement and takes each resample's
+    mean. With ``method="percentile"`` (the default) it returns ``(mean, low, high)`` with ``low``
+    and ``high`` the ``(1-confidence)/2`` and ``(1+confidence)/2`` quantiles of those means;
+    ``"BCa"`` moves the two quantiles to correct for the bias and skew of the resample means
+    (Efron and Tibshirani 1993, ch. 14), ``"basic"`` reflects the percentile interval about the
+    mean. Deterministic for a given ``seed`` (numpy's ``default_rng(seed)``, resamples drawn in
+    blocks of at most 2,000,000 values, so memory stays bounded for long value lists).
 
     With a single value the spread is unknown, so the interval is ``(nan, nan)``: the result is
-    ``(v, nan, nan)``, never a zero-width interval that would look like certainty.
+    ``(v, nan, nan)``, never a zero-width interval that would look like certainty. Constant
+    values give the zero-width interval ``(v, v, v)`` whatever the method (every resample has
+    mean v; BCa's acceleration would be 0/0 there).
     """
     array = np.asarray(values, dtype=float).ravel()
     if array.size == 0:
@@ -569,25 +582,29 @@ def bootstrap_ci(
         raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be a positive integer, got {n_resamples}")
+    if str(method).lower() not in {name.lower() for name in BOOTSTRAP_METHODS}:  # scipy ignores case
+        raise ValueError(f"method must be one of {', '.join(BOOTSTRAP_METHODS)}; got {method!r}")
     mean = float(array.mean())
     if array.size == 1:
         return mean, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    chunk = max(1, 2_000_000 // array.size)  # bounds memory for long value lists
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        draws = rng.integers(0, array.size, size=(stop - start, array.size))
-        means[start:stop] = array[draws].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return mean, float(low), float(high)
+    if np.all(array == array[0]):
+        return mean, mean, mean
+    from scipy import stats  # here: scipy.stats takes a while to import
+
+    with warnings.catch_warnings():
+        if n_resamples == 1:  # scipy's standard error of one resample mean (not used here)
+            warnings.filterwarnings("ignore", category=RuntimeWarning)
+        result = stats.bootstrap(
+            (array,), np.mean, n_resamples=n_resamples, batch=max(1, 2_000_000 // array.size),
+            confidence_level=confidence, method=method, rng=np.random.default_rng(seed),
+        )
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def summarize(values, **bootstrap_options) -> dict[str, float]:
     """``{"mean", "ci_low", "ci_high", "n"}`` of `values`; the interval is `bootstrap_ci`'s.
 
-    Keyword options (``n_resamples``, ``confidence``, ``seed``) go to `bootstrap_ci`.
+    Keyword options (``n_resamples``, ``confidence``, ``seed``, ``method``) go to `bootstrap_ci`.
     """
     mean, low, high = bootstrap_ci(values, **bootstrap_options)
     return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(np.size(values))}

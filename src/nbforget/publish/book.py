@@ -19,6 +19,23 @@ button and the widget JavaScript that would come from a CDN, and points Sphinx's
 at ``_static/mathjax/tex-chtml.js``. This module, loaded by Sphinx as an extension, copies MathJax
 3 there from the installed ``django-static-mathjax`` distribution (a PyPI package that ships the
 MathJax release files; nothing of Django is imported). `external_assets` checks the result.
+
+Why not the Jupyter project's own package. ``jupyter-server-mathjax`` (0.2.6, the latest on PyPI)
+ships MathJax 2.7.9, the last release of MathJax 2, trimmed to one combined configuration
+(``config/TeX-AMS-MML_HTMLorMML-full.js``), the HTML-CSS and SVG outputs and the STIX-Web fonts:
+there is no ``tex-chtml.js``, MathJax 3's entry point. Tried on this book's method page (86
+formulas; Sphinx 7.4, myst-parser, headless Chromium) with ``mathjax_path:
+mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full``: the formulas typeset only once
+``_config.yml`` also set ``mathjax2_config`` with ``tex2jax.processClass`` (myst-parser writes
+that class list into ``mathjax3_config`` alone under Sphinx 4 and later, while marking each
+page's top section ``tex2jax_ignore``) and HTML-CSS ``webFont: STIX-Web`` (without it MathJax 2
+asks for TeX font data the package lacks and sets the formulas in a fallback serif, out of
+place). Even then the page logged four console errors (404s for TeX ``.otf`` fonts, a blocked
+font probe), which the browser check counts as failures, inline formulas sat above the text
+baseline, and `nbforget.publish.browser` waits on ``MathJax.startup.promise`` and counts
+``mjx-container`` elements, MathJax 3's interface. The book therefore keeps MathJax 3.2.2 from
+``django-static-mathjax``, which typesets the same page with no console error. (JupyterLab 4 has
+MathJax 3 only inside its webpack bundles, with no entry point a page can load.)
 """
 from __future__ import annotations
 

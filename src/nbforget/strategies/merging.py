@@ -9,6 +9,39 @@ theta_base + tau_merged.
 - `merge_ties` (Yadav et al. 2023): trim each tau_i to its `density` share of largest magnitudes
   (over the whole expert), elect each entry's sign as the sign of the sum of the trimmed updates,
   average the trimmed entries that agree with it (the "disjoint mean"), scale by lam.
+- `merge_dare_linear`, `merge_dare_ties` (DARE, Yu et al. 2024): drop each entry of each tau_i
+  with probability 1 - density and scale the kept ones by 1/density, then task arithmetic (lam
+  times the sum) or TIES' sign election and disjoint mean (scaled by lam). The drop masks come
+  from torch's global random generator, as in peft: seed it for a reproducible merge (the MERGE
+  strategy does, per step, in a forked generator that leaves training's untouched).
+
+The sums, sign election, disjoint mean and DARE's drop are peft's (``peft.utils.merge_utils``:
+``task_arithmetic``, ``dare_linear``, ``prune``, ``calculate_majority_sign_mask``,
+``disjoint_merge``), called on one parameter at a time. Two parts of TIES stay here, because
+peft's differ and change the numbers:
+
+- Trim. peft's ``ties`` trims each tensor on its own (``magnitude_based_pruning``: ``topk`` of
+  k = int(density * numel) entries of that tensor). The paper, and `merge_ties`, trim over the
+  whole expert, so a layer of small updates can lose all its entries while another keeps all of
+  its; peft's k is also floored (0 for a tensor of fewer than 1/density entries: it is dropped
+  whole) and ``topk`` keeps exactly k entries, breaking ties at the threshold arbitrarily. Here
+  k = round(density * entries), at least 1, and entries tied with the k-th are kept
+  (`trim_threshold`). So `merge_ties` trims first and hands the trimmed tensors to peft's sign
+  election and disjoint mean (``ties`` itself would trim again).
+- Exact ties. Where the trimmed updates of an entry sum to exactly 0, peft elects the sign +
+  (``torch.where(sum >= 0, 1, -1)``) and averages the positive entries; here the entry is 0 (no
+  sign to elect), so the peft mask is and-ed with ``sum != 0``. `merge_dare_ties` does the same.
+
+Memory. peft's functions stack the experts' tensors (``torch.stack``), where the hand-written
+code summed one expert at a time. Called on whole tensors, a merge of n = 8 experts of one
+80 MB tensor peaked at 17 (task arithmetic) and 39 (TIES) times that tensor's size on top of the
+inputs, against 2 and 8 for the hand-written code: about 2n and 5n copies. For XLM-R base's word
+embeddings (250,002 x 768 float32, 768 MB) and one expert per MASSIVE locale (n = 52) that is 80
+to 200 GB. So every merge runs over slices of `CHUNK` entries of a parameter (all of peft's
+operations used here are entry-wise): the same 8-expert merges then peaked at 1.9 and 4.0 times
+the tensor, and peft's temporaries stay near 5 n `CHUNK` float32 entries (1 GB for n = 52)
+whatever the model. TIES' `trim_threshold` still makes a float32 copy of one expert's magnitudes
+at a time, as before.
 
 These merge the dense weight updates. peft's ``add_weighted_adapter`` is something else: it
 combines the LoRA factors A and B of adapters (e.g. concatenating them, ``"cat"``, or weighting
@@ -20,7 +53,7 @@ into the working model as needed: a merged model, or the expert a language is ro
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import get_args
 
 import torch
@@ -30,8 +63,15 @@ from nbforget.config import MergeMethod
 from nbforget.layers import HEAD, copy_weights, cpu_copy, parameter_group
 from nbforget.languages import get_language
 from nbforget.strategies.base import Step, Strategy, register
+from nbforget.train import language_seed
 
 Update = Mapping[str, torch.Tensor]
+Chunks = list[torch.Tensor]
+
+CHUNK = 1 << 20
+"""Entries of one parameter merged at once (peft stacks every expert's slice of this size)."""
+
+METHODS = get_args(MergeMethod)
 
 
 def _check(updates: Sequence[Update]) -> list[str]:
@@ -44,25 +84,37 @@ def _check(updates: Sequence[Update]) -> list[str]:
     return names
 
 
-def _sum(tensors) -> torch.Tensor:
-    """Sum one tensor at a time: no stack of every expert's copy of a parameter in memory."""
-    iterator = iter(tensors)
-    total = next(iterator).clone()
-    for tensor in iterator:
-        total += tensor
-    return total
+def _by_chunks(updates: Sequence[Update], merge: Callable[[Chunks], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``merge`` (n equally shaped 1-d slices, one per expert -> their merged slice) applied to
+    every parameter, `CHUNK` entries at a time, so peft's stack of the n slices stays small."""
+    merged = {}
+    for name in _check(updates):
+        flat = [update[name].reshape(-1) for update in updates]
+        out = torch.empty_like(flat[0])
+        for start in range(0, out.numel(), CHUNK):
+            out[start:start + CHUNK] = merge([tensor[start:start + CHUNK] for tensor in flat])
+        merged[name] = out.reshape(updates[0][name].shape)
+    return merged
+
+
+def _weights(value: float, chunks: Chunks) -> torch.Tensor:
+    """peft's per-expert weights: `value` for each expert, in the updates' dtype (a float64
+    weight would promote the merged update to float64)."""
+    return torch.full((len(chunks),), value, dtype=chunks[0].dtype, device=chunks[0].device)
 
 
 def merge_linear(updates: Sequence[Update]) -> dict[str, torch.Tensor]:
-    """tau = (1/n) sum_i tau_i."""
-    names = _check(updates)
-    return {n: _sum(u[n] for u in updates) / len(updates) for n in names}
+    """tau = (1/n) sum_i tau_i: peft's task arithmetic with weights 1/n."""
+    from peft.utils import merge_utils  # here: importing peft imports transformers
+
+    return _by_chunks(updates, lambda chunks: merge_utils.task_arithmetic(chunks, _weights(1 / len(chunks), chunks)))
 
 
 def merge_task_arithmetic(updates: Sequence[Update], *, lam: float) -> dict[str, torch.Tensor]:
     """tau = lam * sum_i tau_i (so n identical experts give the expert back with lam = 1/n)."""
-    names = _check(updates)
-    return {n: lam * _sum(u[n] for u in updates) for n in names}
+    from peft.utils import merge_utils
+
+    return _by_chunks(updates, lambda chunks: merge_utils.task_arithmetic(chunks, _weights(lam, chunks)))
 
 
 def trim_threshold(update: Update, density: float) -> float:
@@ -73,34 +125,59 @@ def trim_threshold(update: Update, density: float) -> float:
     return float(torch.kthvalue(magnitudes, magnitudes.numel() - keep + 1).values)
 
 
+def _elect_and_average(chunks: Chunks, lam: float) -> torch.Tensor:
+    """lam times the mean of the entries whose sign is the sign of their sum (zeros not counted);
+    0 where the sum is exactly 0. peft elects, and takes the disjoint mean."""
+    from peft.utils import merge_utils
+
+    stacked = torch.stack(chunks)
+    agree = merge_utils.calculate_majority_sign_mask(stacked, method="total") & (stacked.sum(dim=0) != 0)
+    return lam * merge_utils.disjoint_merge(stacked, agree)
+
+
 def merge_ties(updates: Sequence[Update], *, density: float, lam: float) -> dict[str, torch.Tensor]:
     """TIES merging: trim, elect sign, disjoint mean, scale by lam.
 
     For each entry: gamma = sign(sum_i trim(tau_i)); the result is lam times the mean of the trimmed
     entries with sign gamma (trimmed-away zeros do not count). An entry whose trimmed sum is exactly
-    0 gets 0. Trimming is over each expert's whole update, as in the paper (not per tensor). The
-    thresholds are found first; then one parameter is merged at a time, one expert at a time, so
-    no trimmed copy of an expert and no stack of experts is ever held.
+    0 gets 0. Trimming is over each expert's whole update, as in the paper (not per tensor, as in
+    peft's ``ties``): the thresholds are found first, then each slice is trimmed here and elected
+    and averaged by peft.
     """
-    names = _check(updates)
+    _check(updates)
     thresholds = [trim_threshold(u, density) if density < 1.0 else 0.0 for u in updates]
 
-    def trimmed(name: str):
-        for update, threshold in zip(updates, thresholds):
-            tensor = update[name]
-            yield torch.where(tensor.abs() >= threshold, tensor, torch.zeros_like(tensor))
+    def merge(chunks: Chunks) -> torch.Tensor:
+        trimmed = [torch.where(chunk.abs() >= threshold, chunk, torch.zeros_like(chunk))
+                   for chunk, threshold in zip(chunks, thresholds)]
+        return _elect_and_average(trimmed, lam)
 
-    merged = {}
-    for name in names:
-        sign = torch.sign(_sum(trimmed(name)))
-        agreeing = torch.zeros_like(sign)
-        count = torch.zeros_like(sign)
-        for tensor in trimmed(name):
-            agree = (torch.sign(tensor) == sign) & (tensor != 0)
-            agreeing += tensor * agree
-            count += agree
-        merged[name] = lam * agreeing / count.clamp(min=1)
-    return merged
+    return _by_chunks(updates, merge)
+
+
+def merge_dare_linear(updates: Sequence[Update], *, density: float, lam: float) -> dict[str, torch.Tensor]:
+    """DARE, then task arithmetic: lam * sum_i m_i * tau_i / density, each entry of each mask m_i
+    kept with probability `density` (torch's global generator). Density 1 is task arithmetic."""
+    from peft.utils import merge_utils
+
+    if density >= 1.0:
+        return merge_task_arithmetic(updates, lam=lam)
+    return _by_chunks(updates, lambda chunks: merge_utils.dare_linear(chunks, _weights(lam, chunks), density))
+
+
+def merge_dare_ties(updates: Sequence[Update], *, density: float, lam: float) -> dict[str, torch.Tensor]:
+    """DARE, then TIES' sign election and disjoint mean of the dropped-and-rescaled updates, scaled
+    by lam (exact ties give 0, as in `merge_ties`). Density 1 is TIES at density 1."""
+    from peft.utils import merge_utils
+
+    if density >= 1.0:
+        return merge_ties(updates, density=1.0, lam=lam)
+
+    def merge(chunks: Chunks) -> torch.Tensor:
+        dropped = [merge_utils.prune(chunk, density, method="random", rescale=True) for chunk in chunks]
+        return _elect_and_average(dropped, lam)
+
+    return _by_chunks(updates, merge)
 
 
 def merge_updates(updates: Sequence[Update], *, method: MergeMethod, lam: float,
@@ -111,6 +188,10 @@ def merge_updates(updates: Sequence[Update], *, method: MergeMethod, lam: float,
         return merge_task_arithmetic(updates, lam=lam)
     if method == "ties":
         return merge_ties(updates, density=density, lam=lam)
+    if method == "dare_linear":
+        return merge_dare_linear(updates, density=density, lam=lam)
+    if method == "dare_ties":
+        return merge_dare_ties(updates, density=density, lam=lam)
     raise NbforgetError(f"strategy.merge.method {method!r} unknown; use {', '.join(get_args(MergeMethod))}")
 
 
@@ -158,7 +239,7 @@ class Merge(ExpertStrategy):
     description = (
         "Each language (or, with experts=family, each language family, trained on its languages in "
         "order) gets an expert fine-tuned from the base weights; the experts' encoder updates are "
-        "merged into one model by linear averaging, task arithmetic or TIES, and the experts' heads "
+        "merged into one model by linear averaging, task arithmetic, TIES or DARE, and the experts' heads "
         "(same label set, same initialisation) are averaged. Each row scores every language with "
         "the merge of the experts trained so far: the matrix shows what merging would give at each "
         "step, and the last row is the final merged model."
@@ -196,7 +277,7 @@ class Merge(ExpertStrategy):
         weights = cpu_copy(model)
         self.updates[key] = {n: weights[n] - self.start[n] for n in self.encoder}
         self.heads[key] = {n: weights[n] for n in self.head}
-        self.write_merged(model)
+        self.write_merged(model, seed=language_seed(self.context.seed, f"merge:{step.label}"))
         return model
 
     def step_record(self, model, step: Step) -> dict:
@@ -205,12 +286,17 @@ class Merge(ExpertStrategy):
         return {"experts": self.expert_order(), "trained_expert": self.expert_key(step.label),
                 "method": settings.method, "lam": settings.lam, "density": settings.density}
 
-    def write_merged(self, model) -> None:
-        """Put base + merged update of the experts trained so far, and their mean head, into `model`."""
+    def write_merged(self, model, *, seed: int) -> None:
+        """Put base + merged update of the experts trained so far, and their mean head, into `model`.
+
+        DARE's drop masks come from torch's CPU generator: seeded with `seed` inside a fork, so
+        the merge repeats exactly and the generator's state outside it is unchanged."""
         settings = self.context.config.strategy.merge
         experts = self.expert_order()
-        merged = merge_updates([self.updates[k] for k in experts], method=settings.method, lam=settings.lam,
-                               density=settings.density)
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            merged = merge_updates([self.updates[k] for k in experts], method=settings.method, lam=settings.lam,
+                                   density=settings.density)
         copy_weights(model, {n: self.start[n] + merged[n] for n in self.encoder})
         copy_weights(model, merge_linear([self.heads[k] for k in experts]))
 
