@@ -13,6 +13,7 @@ import ast
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import pytest
 from nbforget.config import REPO_ROOT
 from nbforget.batch.grid import run_grid
 from nbforget.batch.notebooks import RUN_NOTEBOOK, Failure, load_source
+from nbforget import analysis, pages
 from nbforget.pages import RUNS_DIR_ENV, SUMMARY_FILE
 from nbforget.strategies import REGISTRY
 
@@ -49,48 +51,99 @@ def parameters_cell(path: Path):
     return notebook, cells[0]
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_registered_strategy_has_a_notebook_with_its_title(strategy):
+def strategy_page(strategy: str):
     source = NOTEBOOKS / "strategies" / f"{strategy}.py"
     assert source.exists(), f"strategy {strategy!r} is registered but {source} does not exist"
-    notebook = load_source(source)
-    first = notebook.cells[0]
+    return load_source(source)
+
+
+def page_calls(cell) -> list[str]:
+    """The `nbforget.pages` functions a code cell calls (``pages.name(...)``), in source order."""
+    calls = [node for node in ast.walk(ast.parse(cell.source)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name)
+             and node.func.value.id == "pages"]
+    return [node.func.attr for node in sorted(calls, key=lambda node: (node.lineno, node.col_offset))]
+
+
+def headings(notebook) -> list[tuple[int, str]]:
+    return [(index, line) for index, cell in enumerate(notebook.cells) if cell.cell_type == "markdown"
+            for line in cell.source.splitlines() if line.startswith("#")]
+
+
+def assert_figure_cell(cell, prefix: str, strategy: str) -> None:
+    """A figure cell: labelled and captioned for the book, and the figure is the cell's value."""
+    figure = cell.metadata.get("mystnb", {}).get("figure", {})
+    assert figure.get("name", "").startswith(prefix + "-") and figure.get("caption"), \
+        f"{strategy}.py: {cell.source.splitlines()[-1]!r} must be in a cell with mystnb figure caption and name"
+    last = ast.parse(cell.source).body[-1]
+    assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call), \
+        f"{strategy}.py: the figure call must be the last expression of its cell, so the page shows it"
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_registered_strategy_has_a_notebook_with_its_title_and_purpose(strategy):
+    first = strategy_page(strategy).cells[0]
     assert first.cell_type == "markdown"
-    assert first.source.splitlines()[0] == f"# {REGISTRY[strategy].title}"
-    assert f'STRATEGY = "{strategy}"' in source.read_text()
+    lines = first.source.splitlines()
+    assert lines[0] == f"# {REGISTRY[strategy].title}"
+    assert len(" ".join(line for line in lines[1:] if line.strip())) > 100, \
+        f"{strategy}.py: the title is followed by a paragraph that says what the strategy does"
 
 
-def strategy_body(strategy: str) -> list[str]:
-    """The lines after a strategy notebook's purpose, with its own names replaced by placeholders."""
-    from nbforget.analysis import display_name
-
-    text = (NOTEBOOKS / "strategies" / f"{strategy}.py").read_text()
-    body = text[text.index('# %% tags=["parameters"]'):]
-    for own, placeholder in ((display_name(strategy), "<NAME>"), (strategy, "<name>"),
-                             (strategy.replace("_", "-"), "<name>")):
-        body = body.replace(own, placeholder)
-    return body.splitlines()
+# What every strategy page shows, in this order: calls into nbforget.pages. A figure call sits in a
+# cell labelled "<page>-<suffix>" (the book cross-references these names).
+PAGE_CALLS = ("notebook_config", "strategy_run", "run_text", "score_matrix_figure", "score_matrix_text",
+              "reference_runs", "average_over_time_figure", "average_over_time_text", "metrics_table",
+              "metrics_text", "drift_figure", "drift_text", "versions_table")
+PAGE_FIGURES = {"score_matrix_figure": "score-matrix", "average_over_time_figure": "average-over-time",
+                "drift_figure": "drift"}
 
 
-# What a sequential strategy's page adds to VANILLA's: VANILLA drawn as its baseline.
-BASELINE_LINES = {
-    "# VANILLA's curve for the same order and seed is drawn too, when it exists, as the baseline.",
-    'companions = analysis.companion_runs(config, run, ["multi", "vanilla"])',
-}
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_page_runs_its_strategy_through_the_shared_page_functions(strategy):
+    notebook = strategy_page(strategy)
+    prefix = strategy.replace("_", "-")
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"
+            and "parameters" not in cell.metadata.get("tags", [])]
+    calls = [call for cell in code for call in page_calls(cell)]
+    missing = [name for name in PAGE_CALLS if name not in calls]
+    assert not missing, f"{strategy}.py does not call pages.{', pages.'.join(missing)}"
+    assert [call for call in calls if call in PAGE_CALLS] == list(PAGE_CALLS), \
+        f"{strategy}.py calls the shared page functions out of order: {calls}"
+    source = "\n".join(cell.source for cell in code)
+    assert f'STRATEGY = "{strategy}"' in source
+    assert "pages.strategy_run(config, STRATEGY," in source, f"{strategy}.py must run its own strategy"
+    for function, suffix in PAGE_FIGURES.items():
+        cell = next(cell for cell in code if function in page_calls(cell))
+        assert_figure_cell(cell, prefix, strategy)
+        assert cell.metadata["mystnb"]["figure"]["name"] == f"{prefix}-{suffix}"
 
 
-def test_sequential_strategy_pages_share_one_body_with_vanilla():
-    """Every strategy page but MULTI's (one joint step) is VANILLA's page with its own title, purpose
-    and names, plus VANILLA as the baseline: an edit to one must be made to all."""
-    reference = [line for line in strategy_body("vanilla")
-                 if "companion_runs" not in line]
-    for strategy in STRATEGIES:
-        if strategy in ("multi", "vanilla"):
-            continue
-        body = strategy_body(strategy)
-        assert BASELINE_LINES <= set(body), f"{strategy}.py does not draw VANILLA as its baseline"
-        assert [line for line in body if line not in BASELINE_LINES] == reference, \
-            f"notebooks/strategies/{strategy}.py departs from vanilla.py outside its title and purpose"
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_page_has_the_section_its_registry_entry_names(strategy):
+    """A strategy with a ``page_section`` has that section (heading, then cells calling its functions
+    in order, its figure in a labelled cell); one without has none of the sections."""
+    from nbforget.pages import SECTIONS, strategy_section
+
+    notebook = strategy_page(strategy)
+    section = strategy_section(strategy)
+    found = headings(notebook)
+    if section is None:
+        others = [line for _, line in found for other in SECTIONS.values() if line.endswith(f". {other.heading}")]
+        assert not others, f"{strategy} has no page_section, but its page has {others}"
+        return
+    pattern = re.compile(rf"## \d+\. {re.escape(section.heading)}$")
+    matches = [index for index, line in found if pattern.match(line)]
+    assert len(matches) == 1, f"{strategy}.py needs one heading '## <n>. {section.heading}'"
+    start = matches[0]
+    end = next((index for index, _ in found if index > start), len(notebook.cells))
+    cells = [cell for cell in notebook.cells[start + 1:end] if cell.cell_type == "code"]
+    calls = [call for cell in cells for call in page_calls(cell)]
+    assert [call for call in calls if call in section.calls] == list(section.calls), \
+        f"{strategy}.py: the section '{section.heading}' calls {calls}, expected {section.calls}"
+    if section.figure is not None:
+        cell = next(cell for cell in cells if section.figure.__name__ in page_calls(cell))
+        assert_figure_cell(cell, strategy.replace("_", "-"), strategy)
 
 
 def test_every_strategy_notebook_names_a_registered_strategy():
@@ -229,12 +282,20 @@ def test_strategy_page_is_the_first_run_executed_with_injected_parameters(grid, 
     assert notebook.metadata["kernelspec"]["name"] == "python3"
     kinds = [output.output_type for _, output in outputs(page)]
     assert "error" not in kinds
+    section = pages.strategy_section(strategy)
     images = [output for _, output in outputs(page) if "image/png" in output.get("data", {})]
-    assert len(images) >= 3, "score matrix, average over time and drift figures"
+    expected_images = 3 + (section is not None and section.figure is not None)
+    assert len(images) >= expected_images, "score matrix, average over time, drift and the section's figures"
     text = "\n".join(str(output.get("data", {}).get("text/markdown", "")) for _, output in outputs(page))
     assert "chance level" in text
-    if strategy not in ("multi", "vanilla"):  # the reference runs went first, so the page compares
+    if strategy not in pages.reference_strategies():  # the reference runs went first, so the page compares
         assert "VANILLA's CBT on the same order and seed" in text
+    if section is not None:  # what the strategy recorded, read back from its run
+        run = analysis.load_run(grid.run_dir(strategy))
+        shown = section.text(run, pages.reference_runs(pages.notebook_config(QUICK, grid.overrides), run))
+        assert shown in text and "records no" not in shown, shown
+        tables = [output for _, output in outputs(page) if "text/html" in output.get("data", {})]
+        assert len(tables) >= 3, "metrics, the section's table and versions"
     versions = [output for _, output in outputs(page) if "torch" in str(output.get("data", {}).get("text/plain", ""))]
     assert versions and "run directory" in versions[-1]["data"]["text/plain"]
 

@@ -31,75 +31,69 @@ progress = True  # progress bars while training
 # %%
 from IPython.display import Markdown, display
 
-from nbforget.pages import notebook_config, record_summary, versions_table
-from nbforget import analysis, plots
-from nbforget.engine import run_strategy
+from nbforget import pages
 
 STRATEGY = "l2sp"
-NAME = analysis.display_name(STRATEGY)
-config = notebook_config(params_file, overrides)
+config = pages.notebook_config(params_file, overrides)
 
 # %% [markdown]
 # ## 1. The run
-#
-# `run_strategy` trains the strategy through every language of the order and records, after
-# each language, the score of every language of the order. A complete run is read from its run
-# directory instead of trained again, and an interrupted one resumes from its last language.
 
 # %%
-run_dir = run_strategy(config, STRATEGY, order=order, seed=seed, progress=progress)
-run = analysis.load_run(run_dir)
-display(Markdown(analysis.describe_run(run)))
+run = pages.strategy_run(config, STRATEGY, order=order, seed=seed, progress=progress)
+display(Markdown(pages.run_text(run)))
 
 # %% [markdown]
 # ## 2. Score matrix
-#
-# Row $i$ is the model after training the language named on the left; column $j$ is the
-# language evaluated, in training order (the layout of the paper's Figure 7). The outlined
-# diagonal is each language right after it was trained, the cells below it the languages
-# learned earlier, and the cells above it zero-shot scores on languages not trained yet.
 
 # %% mystnb={"figure": {"caption": "Score matrix of L2-SP: rows after training each language, columns the languages evaluated.", "name": "l2sp-score-matrix"}}
-plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
+pages.score_matrix_figure(run)
 
 # %% tags=["hide-input"]
-display(Markdown(analysis.describe_matrix(run)))
+display(Markdown(pages.score_matrix_text(run)))
 
 # %% [markdown]
 # ## 3. Average score over the languages seen
-#
-# $P_i$, the mean of row $i$ over the languages trained so far, against the number of languages
-# learned (the paper's Figure 2). When a complete MULTI run of the same order and seed exists,
-# its final average is the dotted line: joint training on all languages, which cannot forget.
-# VANILLA's curve for the same order and seed is drawn too, when it exists, as the baseline.
 
 # %% mystnb={"figure": {"caption": "Average score over the languages seen so far, after each language (L2-SP).", "name": "l2sp-average-over-time"}}
-companions = analysis.companion_runs(config, run, ["multi", "vanilla"])
-curves = analysis.average_over_time([run, *companions])
-plots.plot_average_over_time(curves, chance=run.chance)
+references = pages.reference_runs(config, run)
+pages.average_over_time_figure(run, references)
+
+# %% tags=["hide-input"]
+display(Markdown(pages.average_over_time_text(run, references)))
 
 # %% [markdown]
 # ## 4. Metrics
-#
-# Computed from the score matrix above; the Method page gives every formula with its sign.
 
 # %%
-summary = analysis.run_summary(run)
-record_summary(run_dir, summary)
-analysis.summary_table(summary)
+pages.metrics_table(run)
 
 # %% tags=["hide-input"]
-display(Markdown(analysis.describe_forgetting(summary, NAME, companions)))
+display(Markdown(pages.metrics_text(run, references)))
 
 # %% [markdown]
 # ## 5. How far the weights moved
-#
-# The relative distance $\lVert \theta - \theta_0 \rVert / \lVert \theta_0 \rVert$ of each layer's
-# weights from the base model after each language (adapters included in their layers). A layer
-# that stays near zero kept what pretraining taught it.
 
 # %% mystnb={"figure": {"caption": "Relative distance of each layer's weights from the base model after each language (L2-SP).", "name": "l2sp-drift"}}
-plots.plot_drift(run.drift, trained=run.row_labels)
+pages.drift_figure(run)
+
+# %% tags=["hide-input"]
+display(Markdown(pages.drift_text(run)))
+
+# %% [markdown]
+# ## 6. Penalty per layer and the drift it allowed
+#
+# Each layer's factor in the penalty, and its distance from the base after the last step beside
+# VANILLA's on the same order and seed: how far the penalty held the encoder back.
+
+# %%
+pages.penalty_table(run, references)
+
+# %% mystnb={"figure": {"caption": "Relative distance of each layer's weights from the base after the last step: L2-SP beside VANILLA (same order and seed).", "name": "l2sp-drift-against-baseline"}}
+pages.baseline_drift_figure(run, references)
+
+# %% tags=["hide-input"]
+display(Markdown(pages.penalty_text(run, references)))
 
 # %% [markdown]
 # ## Versions
@@ -107,4 +101,4 @@ plots.plot_drift(run.drift, trained=run.row_labels)
 # The packages that produced this page, and the run directory it read.
 
 # %%
-versions_table(run_dir)
+pages.versions_table(run.run_dir)

@@ -31,72 +31,54 @@ progress = True  # progress bars while training
 # %%
 from IPython.display import Markdown, display
 
-from nbforget.pages import notebook_config, record_summary, versions_table
-from nbforget import analysis, plots
-from nbforget.engine import run_strategy
+from nbforget import pages
 
 STRATEGY = "multi"
-NAME = analysis.display_name(STRATEGY)
-config = notebook_config(params_file, overrides)
+config = pages.notebook_config(params_file, overrides)
 
 # %% [markdown]
 # ## 1. The run
-#
-# `run_strategy` trains the strategy through every language of the order and records, after
-# each language, the score of every language of the order. A complete run is read from its run
-# directory instead of trained again, and an interrupted one resumes from its last language.
 
 # %%
-run_dir = run_strategy(config, STRATEGY, order=order, seed=seed, progress=progress)
-run = analysis.load_run(run_dir)
-display(Markdown(analysis.describe_run(run)))
+run = pages.strategy_run(config, STRATEGY, order=order, seed=seed, progress=progress)
+display(Markdown(pages.run_text(run)))
 
 # %% [markdown]
 # ## 2. Score matrix
-#
-# Sequential strategies fill one row per language trained (the layout of the paper's Figure 7).
-# Joint training has a single step, so its matrix is one row: the model after training on all
-# languages at once, evaluated on each language (columns in the order's sequence).
 
 # %% mystnb={"figure": {"caption": "Score matrix of MULTI: one row, the model after joint training, evaluated on every language.", "name": "multi-score-matrix"}}
-plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
+pages.score_matrix_figure(run)
 
 # %% tags=["hide-input"]
-display(Markdown(analysis.describe_matrix(run)))
+display(Markdown(pages.score_matrix_text(run)))
 
 # %% [markdown]
 # ## 3. Average score over the languages seen
-#
-# The sequential strategies draw $P_i$, the mean score over the languages trained so far, after
-# each language (the paper's Figure 2). Joint training has no course over time: it is the dotted
-# level line of its final average, the reference the other pages and the overview compare with.
 
 # %% mystnb={"figure": {"caption": "Average score over the languages seen so far, a level line for joint training (MULTI).", "name": "multi-average-over-time"}}
-curves = analysis.average_over_time([run])
-plots.plot_average_over_time(curves, chance=run.chance)
+references = pages.reference_runs(config, run)
+pages.average_over_time_figure(run, references)
+
+# %% tags=["hide-input"]
+display(Markdown(pages.average_over_time_text(run, references)))
 
 # %% [markdown]
 # ## 4. Metrics
-#
-# Computed from the score matrix above; the Method page gives every formula with its sign.
 
 # %%
-summary = analysis.run_summary(run)
-record_summary(run_dir, summary)
-analysis.summary_table(summary)
+pages.metrics_table(run)
 
 # %% tags=["hide-input"]
-display(Markdown(analysis.describe_forgetting(summary, NAME)))
+display(Markdown(pages.metrics_text(run, references)))
 
 # %% [markdown]
 # ## 5. How far the weights moved
-#
-# The relative distance $\lVert \theta - \theta_0 \rVert / \lVert \theta_0 \rVert$ of each layer's
-# weights from the base model after each language (adapters included in their layers). A layer
-# that stays near zero kept what pretraining taught it.
 
 # %% mystnb={"figure": {"caption": "Relative distance of each layer's weights from the base model after joint training (MULTI).", "name": "multi-drift"}}
-plots.plot_drift(run.drift, trained=run.row_labels)
+pages.drift_figure(run)
+
+# %% tags=["hide-input"]
+display(Markdown(pages.drift_text(run)))
 
 # %% [markdown]
 # ## Versions
@@ -104,4 +86,4 @@ plots.plot_drift(run.drift, trained=run.row_labels)
 # The packages that produced this page, and the run directory it read.
 
 # %%
-versions_table(run_dir)
+pages.versions_table(run.run_dir)

@@ -384,3 +384,44 @@ def plot_drift(drift: pd.DataFrame, *, trained: Sequence[str] | None = None, ax:
     if title:
         ax.set_title(title)
     return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# values per layer (strategy pages: Fisher mass, drift against the baseline)
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["plot_layer_bars"]
+
+
+def plot_layer_bars(table: pd.DataFrame, *, value_label: str, log: bool = False, ax: Axes | None = None,
+                    title: str | None = None) -> Figure:
+    """Grouped bars: one group per layer (the rows of `table`, in its order), one bar per column.
+
+    `table` is layers x series (e.g. `nbforget.pages.fisher_mass_table`: layer groups x penalty
+    terms; `nbforget.pages.baseline_drift_table`: layers x strategies). Missing values draw no bar.
+    `log` puts the values on a log scale (non-positive values then draw no bar either). An empty
+    table gives a figure that says so.
+    """
+    if table is None or table.empty or table.shape[1] == 0:
+        return message_figure("nothing recorded per layer for this run", ax=ax)
+    series = list(table.columns)
+    figure, ax = _axes(ax, (max(4.8, 0.5 * len(table) * max(len(series), 1) + 2.5), 3.6))
+    colours = _palette(series)
+    width = 0.8 / len(series)
+    positions = np.arange(len(table))
+    for k, column in enumerate(series):
+        values = table[column].to_numpy(dtype=float)
+        shown = np.isfinite(values) & ((values > 0) if log else True)
+        ax.bar(positions[shown] - 0.4 + width * (k + 0.5), values[shown], width=width * 0.95,
+               color=colours[column], label=str(column))
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(positions, [str(layer) for layer in table.index],
+                  rotation=90 if len(table) > 8 else 0)
+    ax.set_xlabel("layer")
+    ax.set_ylabel(value_label, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    _legend(ax, len(series))
+    if title:
+        ax.set_title(title)
+    return figure
