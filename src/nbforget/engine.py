@@ -90,10 +90,11 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
                 "trainable_parameters": trainable, "strategy": runner.step_record(model, step)})
             store.commit_step(state, None if is_last else runner.checkpoint(model))
             new_steps += 1
+        execution = {"bf16": bf16, "device": str(device), "torch_threads": torch.get_num_threads()}
         store.finish(store.result_record(
-            strategy=strategy, profile=config.profile, order=list(languages), seed=seed,
-            metric=prepared.task.primary_metric, chance=prepared.chance, started=started, base_model=prepared.base_source,
-            execution={"bf16": bf16, "device": str(device), "torch_threads": torch.get_num_threads()}))
+            strategy=strategy, profile=config.profile, order=list(languages), seed=seed, execution=execution,
+            metric=prepared.task.primary_metric, chance=prepared.chance, started=started, data_dir=config.data_path,
+            base_model=prepared.base_source))
     except Exception as error:  # recorded, then raised: completed steps stay and resume
         store.fail(error)
         raise

@@ -259,7 +259,8 @@ class RunStore:
             (self.path / previous).unlink(missing_ok=True)
 
     def result_record(self, *, strategy: str, profile: str, order: list[str], seed: int, metric: str,
-                      chance: float, started: float, base_model: str, execution: dict) -> dict:
+                      chance: float, started: float, base_model: str, execution: dict,
+                      data_dir: Path | None = None) -> dict:
         """``result.json`` of a run whose every step is recorded: metrics recomputed from the scores,
         trainable parameters per step, timings, the base model and provenance."""
         steps = self.progress()["steps"]
@@ -279,8 +280,7 @@ class RunStore:
             "timings": {"seconds": round(time.perf_counter() - started, 2),
                         "train_seconds": sum(s["history"]["seconds"] for s in steps),
                         "train_tokens": sum(s["history"]["tokens"] for s in steps), **execution},
-            # a local folder relative to the repository (no machine path in run files); a hub name as given
-            "base_model": display_path(base_model) if Path(base_model).exists() else base_model,
+            "base_model": portable_path(base_model, data_dir),
             **provenance(REPO_ROOT),
         }
 
@@ -333,6 +333,18 @@ def migrate_record(folder: Path, store: RunStore) -> None:
             result["base_model"] = display_path(base)
         result["identity"] = store.digest
         atomic_write(result_file, json.dumps(result, indent=1))
+
+
+def portable_path(source: str, data_dir: Path | None = None) -> str:
+    """A base model as run files name it, never by a machine path: a hub name as given; a local
+    folder relative to the repository, or as ``<data_dir>/...`` under the data folder."""
+    path = Path(source)
+    if not path.exists():
+        return source
+    shown = display_path(path)
+    if Path(shown).is_absolute() and data_dir is not None and path.resolve().is_relative_to(Path(data_dir).resolve()):
+        return "<data_dir>/" + path.resolve().relative_to(Path(data_dir).resolve()).as_posix()
+    return shown
 
 
 def run_status(folder: Path) -> str:
