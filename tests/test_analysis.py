@@ -28,11 +28,13 @@ VANILLA = {
 }
 
 
-def write_run(root, strategy, order_spec, matrix, *, seed=0, per_step=100, status="complete", profile="quick"):
-    order = ORDERS[order_spec]
+def write_run(root, strategy, order_spec, matrix, *, seed=0, per_step=100, status="complete", profile="quick",
+              orders=ORDERS, languages=LANGUAGES):
+    order = orders[order_spec]
     # where the quick profile's run of these settings lives (orders, seeds and runs_dir are not
     # part of a run's identity, so the study's config below finds it)
-    quick = load_config(REPO_ROOT / "params/profiles/quick.yaml", {"runs_dir": str(root), "profile": profile})
+    quick = load_config(REPO_ROOT / "params/profiles/quick.yaml",
+                        {"runs_dir": str(root), "profile": profile, "languages": list(languages)})
     folder = run_store(quick, strategy, order_spec, seed).path
     folder.mkdir(parents=True)
     matrix = np.asarray(matrix, dtype=float)
@@ -45,7 +47,7 @@ def write_run(root, strategy, order_spec, matrix, *, seed=0, per_step=100, statu
                   "split": "test", "metric": "accuracy", "value": matrix[step, j]} for j, language in enumerate(order)]
     pd.DataFrame(rows).to_csv(folder / "scores.csv", index=False)
     config = {"profile": profile, "strategy": {"merge": {"experts": "language"}}, "dataset": "sib200",
-              "model": {"name": "tiny"}, "train": {}, "languages": LANGUAGES}
+              "model": {"name": "tiny"}, "train": {}, "languages": list(languages)}
     (folder / "config.yaml").write_text(yaml.safe_dump({"strategy": strategy, "order_spec": order_spec, "order": order,
                                                         "seed": seed, "config": config}))
     steps = ["all"] if joint else order
@@ -219,3 +221,293 @@ def test_pages_name_run_folders_inside_the_repository_relative_to_it(tmp_path):
 
     assert display_path(REPO_ROOT / "runs" / "embedded") == "runs/embedded"
     assert display_path(tmp_path / "runs") == str(tmp_path.resolve() / "runs")
+
+
+# --------------------------------------------------------------------------- strategy facts, module layout
+
+
+def test_strategy_facts_come_from_the_registry(tmp_path):
+    from nbforget.strategies import REGISTRY
+
+    assert analysis.baseline_strategy() == "vanilla" and analysis.reference_strategy() == "multi"
+    assert analysis.PAPER_NAMES == {name: cls.paper_name for name, cls in REGISTRY.items() if cls.paper_name}
+    assert set(analysis.PAPER_NAMES) == {"multi", "mono", "vanilla", "shared_lora", "nonshared_lora"}
+    assert analysis.paper_method_strategy("SHARED LoRA") == "shared_lora"
+    assert analysis.paper_method_strategy("ADAPTER SOUP") is None
+    assert analysis.display_name("family_experts") == "FAMILY EXPERTS" and analysis.display_name("l2sp") == "L2-SP"
+    assert analysis.display_name("nonshared_lora") == "NON-SHARED LoRA"
+    assert analysis.display_name("not_registered") == "not_registered"
+
+
+@pytest.mark.parametrize("strategy, experts, copies", [
+    ("vanilla", "language", 1), ("mono", "language", 3), ("family_experts", "language", 2),
+    ("merge", "language", 3), ("merge", "family", 2), ("not_registered", "language", 1)])
+def test_distinct_parameters_count_the_copies_the_strategy_keeps(strategy, experts, copies):
+    # en-US and ru-RU are Indo-European, th-TH Tai-Kadai: two families, three languages
+    run = analysis.RunRecord(
+        run_dir=REPO_ROOT, strategy=strategy, order_spec="1", seed=0, order=tuple(LANGUAGES), trained=tuple(LANGUAGES),
+        matrix=np.eye(3), base=None, result={"trainable_parameters": {"max_per_step": 70}}, drift=pd.DataFrame(),
+        config={"strategy": {"merge": {"experts": experts}}})
+    assert analysis.distinct_parameters(run) == 70 * copies
+
+
+def test_analysis_modules_import_only_downward_and_at_the_top():
+    """paper < study < tables < prose < groups < versus_paper; nothing from batch/, publish/, pages
+    or cli; plots does not depend on analysis."""
+    import ast
+
+    layers = ["paper", "study", "tables", "prose", "groups", "versus_paper"]
+    folder = REPO_ROOT / "src" / "nbforget" / "analysis"
+    assert sorted(path.stem for path in folder.glob("*.py")) == sorted(layers + ["__init__"])
+    for index, layer in enumerate(layers):
+        tree = ast.parse((folder / f"{layer}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        own = {name.split(".")[2] for name in imported if name.startswith("nbforget.analysis.")}
+        assert own <= set(layers[:index]), f"analysis/{layer}.py imports {own - set(layers[:index])}"
+        for forbidden in ("nbforget.batch", "nbforget.publish", "nbforget.pages", "nbforget.cli"):
+            assert not any(name.startswith(forbidden) for name in imported), f"analysis/{layer}.py imports {forbidden}"
+        nested = [node for function in ast.walk(tree) if isinstance(function, ast.FunctionDef)
+                  for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))]
+        assert not nested, f"analysis/{layer}.py imports inside a function (line {nested[0].lineno})"
+    plots = ast.parse((REPO_ROOT / "src" / "nbforget" / "plots.py").read_text())
+    assert not [node for node in ast.walk(plots) if isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("nbforget.analysis")], "plots imports analysis"
+    assert set(analysis.__all__) <= set(dir(analysis))
+
+
+def test_run_status_reads_a_folder_found_on_disk(study):
+    from nbforget.runs import run_status
+
+    config = study.config
+    assert run_status(run_store(config, "vanilla", 1, 0).path) == "complete"
+    assert run_status(run_store(config, "shared_lora", 1, 0).path) == "running"
+    assert run_status(run_store(config, "vanilla", 1, 0).path.parent / "seed-9-nothing") == "absent"
+
+
+# --------------------------------------------------------------------------- the paper's claims, checked
+
+# A second study whose languages the paper names: en-US and de-DE (Latin script, Germanic), zh-CN
+# (Han script, Sino-Tibetan); all three are Joshi class 5 (high vitality). One order, VANILLA only.
+PAPER_LANGUAGES = ["en-US", "de-DE", "zh-CN"]
+PAPER_ORDER = {1: ["en-US", "de-DE", "zh-CN"]}
+# P = average over seen languages = [0.8, 0.825, 0.6]; training de-DE raised en-US (shift +0.05),
+# training zh-CN lowered both (shift 0.55 - 0.825 = -0.275).
+PAPER_MATRIX = [[0.8, 0.2, 0.1], [0.85, 0.8, 0.2], [0.5, 0.6, 0.7]]
+
+
+@pytest.fixture
+def paper_languages_study(tmp_path):
+    runs = tmp_path / "paper-runs"
+    write_run(runs, "vanilla", 1, PAPER_MATRIX, orders=PAPER_ORDER, languages=PAPER_LANGUAGES)
+    config = load_config(REPO_ROOT / "params/profiles/quick.yaml",
+                         {"runs_dir": str(runs), "languages": PAPER_LANGUAGES, "orders": [1],
+                          "strategies": ["vanilla", "multi"]})
+    return analysis.load_study(config)
+
+
+def checked(checks, check, strategy=None):
+    rows = checks[(checks["check"] == check) & ((checks["strategy"] == strategy) if strategy else True)]
+    assert len(rows) == 1, f"{check}: {len(rows)} rows"
+    return rows.iloc[0]
+
+
+def test_claim_checks_on_the_three_language_study(study):
+    checks = analysis.claim_checks(study)
+    assert list(checks.columns) == ["check", "topic", "strategy", "claim", "paper", "ours", "agrees", "sentence"]
+    # Table 1: finals MULTI 0.85 > MONO 0.8 > VANILLA 0.656 (EWC 0.667 is not in the paper), as in the paper
+    row = checked(checks, "ranking")
+    assert row["ours"] == "3 of 3 pairs as in the paper" and row["agrees"] is True
+    assert row["paper"] == "MULTI > MONO > NON-SHARED LoRA > VANILLA > SHARED LoRA"
+    assert checked(checks, "reference_best")["ours"] == "rank 1" and checked(checks, "reference_best")["agrees"]
+    # Vitality (en-US, ru-RU high; th-TH mid): mid is best and high worst for VANILLA and EWC; MULTI
+    # (0.85 both) and MONO (0.8 everywhere) tie, so 2 of 4 strategies: not more than half.
+    assert checked(checks, "vitality_best_final")["ours"] == "in 2 of 4"
+    assert checked(checks, "vitality_best_final")["agrees"] is False
+    assert checked(checks, "vitality_worst_final")["agrees"] is False
+    # Table 2: VANILLA's CBT over the orders, (-0.3 - 0.25 - 0.3) / 3
+    row = checked(checks, "baseline_forgets")
+    assert row["ours"] == f"{(-0.3 - 0.25 - 0.3) / 3:+.3f}" and row["paper"] == "-0.08" and row["agrees"] is True
+    row = checked(checks, "shared_lora_forgets_more")  # its run is not complete
+    assert row["agrees"] is None and row["ours"] == "not both run"
+    # Figure 2: P falls from 0.9, 0.8, 0.7 to 2/3, 2/3, 0.633 over the three orders
+    drop = np.mean([0.9 - 2 / 3, 0.8 - 2 / 3, 0.7 - 1.9 / 3])
+    row = checked(checks, "baseline_average_falls")
+    assert row["ours"] == f"change {-drop:+.3f}" and row["agrees"] is True
+    # Figures 3 and 5 name languages these runs do not have
+    for check in ("most_destructive", "best_donor", "forgetting_languages", "robust_receivers"):
+        assert checked(checks, check)["agrees"] is None, check
+    assert "not among these languages" in checked(checks, "most_destructive")["ours"]
+    # Script, on VANILLA: non-Latin (ru-RU, th-TH) minus Latin (en-US), per order, then the mean.
+    # Forgetting: order 1 0.3 - 0.3, random:1 0.3 - 0.2, random:2 undefined (en-US trained last).
+    row = checked(checks, "script_forgetting")
+    assert row["strategy"] == "vanilla" and row["ours"].startswith(f"{0.05:+.3f} [") and row["agrees"] is True
+    # MBT averaged over hops: random:1 -0.1083 - (-0.05), random:2 0 - (-0.0667): positive, the paper negative
+    assert checked(checks, "script_mbt")["ours"].startswith(f"{(-0.065 / 0.6 + 0.05 + 0.2 / 3) / 2:+.3f}")
+    assert checked(checks, "script_mbt")["agrees"] is False
+    # MFT: random:1 -0.0833 - (-0.0917), random:2 -0.0333 - (-0.0667)
+    assert checked(checks, "script_mft")["ours"].startswith(f"{(0.025 / 3 + 0.1 / 3) / 2:+.3f}")
+    assert checked(checks, "script_mft")["agrees"] is False
+    # Family: no language of the distant families, nothing to compare
+    for check in ("family_mbt", "family_mft", "family_forgetting"):
+        row = checked(checks, check)
+        assert row["agrees"] is None and row["ours"].startswith("no language in Sino-Tibetan"), check
+    # Vitality MBT per bucket over orders: high [-0.15, -0.0792, -0.0667], mid [-0.1583, 0]: high lowest
+    assert checked(checks, "vitality_mbt")["ours"] == "lowest: high" and checked(checks, "vitality_mbt")["agrees"]
+    # MFT high minus mid: order 1 -0.1917 - (-0.0833), random:2 -0.0667 - (-0.0333)
+    row = checked(checks, "vitality_mft")
+    assert row["ours"].startswith(f"{(-0.65 / 6 - 0.1 / 3) / 2:+.3f} [") and row["agrees"] is True
+    assert "these runs give" in row["sentence"] and row["sentence"].endswith("; agrees.")
+
+
+def test_claim_checks_on_the_languages_the_paper_names(paper_languages_study):
+    checks = analysis.claim_checks(paper_languages_study)
+    assert checked(checks, "most_destructive")["ours"] == "rank 1 of 2"  # zh-CN -0.275, de-DE +0.05
+    assert checked(checks, "most_destructive")["agrees"] is True
+    assert checked(checks, "best_donor")["agrees"] is True
+    row = checked(checks, "forgetting_languages")  # MBT: zh-CN -0.2125, de-DE +0.025
+    assert row["ours"] == "1 of 1 in the lower half" and row["agrees"] is True
+    assert checked(checks, "robust_receivers")["agrees"] is None  # none of nb-NO, ca-ES, pt-PT, el-GR
+    # Germanic (en-US, de-DE) minus Sino-Tibetan (zh-CN): MBT 0.025 + 0.2125, MFT -0.0875 + 0.225
+    # (one order: the bare difference, without an interval)
+    assert float(checked(checks, "family_mbt")["ours"]) == pytest.approx(0.2375, abs=6e-4)
+    assert float(checked(checks, "family_mft")["ours"]) == pytest.approx(0.1375, abs=6e-4)
+    assert checked(checks, "family_mbt")["agrees"] and checked(checks, "family_mft")["agrees"]
+    assert checked(checks, "family_forgetting")["agrees"] is None  # zh-CN, trained last, has no forgetting
+    assert float(checked(checks, "script_mbt")["ours"]) == pytest.approx(-0.2375, abs=6e-4)
+    assert checked(checks, "script_mbt")["agrees"]
+    # all three languages are high vitality: no second bucket
+    assert checked(checks, "vitality_mbt")["agrees"] is None and checked(checks, "vitality_mft")["agrees"] is None
+    assert checked(checks, "vitality_best_final")["ours"] == "fewer than two vitality buckets with languages"
+    # no MULTI run and a single strategy of the paper
+    assert checked(checks, "ranking")["agrees"] is None and checked(checks, "reference_best")["agrees"] is None
+    assert checked(checks, "baseline_forgets")["ours"] == f"{-0.25:+.3f}"  # (0.5 - 0.8 + 0.6 - 0.8) / 2
+    assert checked(checks, "baseline_average_falls")["ours"] == f"change {-0.2:+.3f}"  # P: 0.8 -> 0.6
+
+
+def test_claim_checks_keep_every_claim_when_nothing_can_be_checked(tmp_path):
+    config = load_config(REPO_ROOT / "params/profiles/quick.yaml", {"runs_dir": str(tmp_path / "none")})
+    checks = analysis.claim_checks(analysis.load_study(config))
+    assert checks["agrees"].isna().all()
+    assert {"ranking", "baseline_forgets", "most_destructive", "script_mbt", "family_forgetting",
+            "vitality_mft"} <= set(checks["check"])
+    assert analysis.claims_summary(checks) == "None of these claims can be checked with these runs and languages."
+    assert set(analysis.claim_table(checks)["agreement"]) == {"not measurable here"}
+
+
+def test_claim_checks_for_several_strategies_and_their_summary(study):
+    checks = analysis.claim_checks(study, strategies=["vanilla", "ewc"])
+    assert len(checks[checks["check"] == "script_mbt"]) == 2
+    assert checked(checks, "vitality_mbt", "ewc")["claim"] == "high vitality has the most negative MBT (EWC)"
+    vitality = checks[checks["topic"] == "vitality"]
+    verdicts = [agrees for agrees in vitality["agrees"] if agrees is not None]
+    summary = analysis.claims_summary(vitality, pattern="vitality pattern")
+    assert summary.startswith(f"{sum(verdicts)} of {len(verdicts)} checkable claims agree with the paper")
+    table = analysis.claim_table(vitality)
+    assert list(table.columns) == ["the paper", "here", "agreement"] and len(table) == len(vitality)
+
+
+def test_contrast_table_and_text(study, paper_languages_study):
+    measures = analysis.language_measures(study)
+    table = analysis.contrast_table(measures, analysis.SCRIPT_CONTRAST, ["vanilla"])
+    assert list(table.columns) == ["non-Latin minus Latin", "the paper", "agreement"]
+    assert table.loc[("VANILLA", "forgetting"), "agreement"] == "agrees"
+    assert table.loc[("VANILLA", "MBT"), "the paper"] == "negative"
+    assert table.loc[("VANILLA", "MBT"), "agreement"] == "disagrees"
+    text = analysis.contrast_text(measures, analysis.SCRIPT_CONTRAST, ["vanilla"], focus="vanilla")
+    assert text.startswith("For VANILLA, the setting of the paper's heatmaps, non-Latin minus Latin: MBT +0.004")
+    assert ("1 of 3 measurable differences have the sign the paper reports: its script contrast is not "
+            "reproduced") in text
+    family = analysis.contrast_text(measures, analysis.FAMILY_CONTRAST, ["vanilla"])
+    assert family.startswith("The profile has no language in *Sino-Tibetan, Austro-Asiatic or Afro-Asiatic*")
+    assert family.endswith("None of the differences is measurable with these languages and runs.")
+    assert analysis.contrast_table(measures, analysis.SCRIPT_CONTRAST, []).empty
+    other = analysis.language_measures(paper_languages_study)
+    text = analysis.contrast_text(other, analysis.FAMILY_CONTRAST, ["vanilla"])
+    assert "2 of 2 measurable differences" in text and "its family contrast is visible" in text
+
+
+def test_overview_sentences(study, paper_languages_study):
+    ranking = analysis.ranking_text(study)
+    assert ranking.startswith("Ranked by final average here: MULTI (0.850), MONO (0.800), EWC (0.667), "
+                              "VANILLA (0.656).")
+    assert "Of the 3 pairs of strategies the paper also ran, 3 are ordered as in its Table 1 (mostly the" in ranking
+    assert "MULTI is the best strategy here (paper: the best, 0.750)." in ranking
+    assert ("Best vitality bucket per strategy here: MULTI none (a tie), MONO none (a tie), VANILLA mid, EWC mid. "
+            "The paper finds mid vitality best in every method; here mid is best for 2 of 4 (no language in the low "
+            "bucket).") in ranking
+    transfer = analysis.transfer_text(study)
+    assert transfer.startswith("VANILLA's CBT here is -0.283 (paper: -0.08): forgetting is visible at this scale.")
+    assert "Of the 1 strategies beyond the paper's, none keeps a CBT above VANILLA's" in transfer  # EWC -0.3
+    curves = analysis.average_over_time_text(study)
+    assert "MONO stays level" in curves and "EWC loses 0.233" in curves
+    assert "VANILLA's drop of 0.144 is within the paper's 0.10 to 0.15." in curves
+    assert curves.endswith("MULTI's level is 0.850; 3 of 3 sequential strategies end below it.")
+    # shifts over orders: en-US -0.2, th-TH -0.2 (a tie for the most destructive), ru-RU -0.175
+    shift = analysis.shift_text(study, "vanilla")
+    assert "the most destructive language here is not one language (a tie) and the best donor ru-RU (-0.175" in shift
+    assert "The paper's most destructive, zh-CN, is not among these languages." in shift
+    assert analysis.shift_text(study, None) == "" and analysis.shift_text(study, "multi") == ""
+    named = analysis.shift_text(paper_languages_study, "vanilla")
+    assert "most destructive language here is zh-CN (-0.275, from 1 order without an interval)" in named
+    assert "The paper's best donor, de-DE, ranks 2 of 2 from the most destructive here (the same conclusion)." in named
+    hops = analysis.hop_text(paper_languages_study, "vanilla")
+    # MBT over hops: zh-CN (-0.225 - 0.2) / 2, de-DE +0.025; MFT: zh-CN -0.225, de-DE (0.025 - 0.2) / 2
+    assert hops.startswith("By mean MBT over h, the weakest receiver here is zh-CN (-0.21")
+    assert "the strongest de-DE (+0.025)." in hops and "the weakest donor here is zh-CN (-0.225)" in hops
+    assert "Of the paper's most forgetting languages present here (zh-CN), 1 fall in the lower half by MBT." in hops
+    assert "robust receivers" not in hops
+
+
+def test_vitality_sentences_and_table(study):
+    measures = analysis.language_measures(study)
+    text = analysis.vitality_text(study)
+    assert text.startswith("Best bucket per strategy here: MULTI none (a tie), MONO none (a tie), VANILLA mid, "
+                           "EWC mid.")
+    assert "here it is best for 2 of 4 strategies" in text and "here high is worst for 2 of 4." in text
+    assert analysis.vitality_transfer_text(measures, ["vanilla"]) == "VANILLA: lowest MBT in the high bucket."
+    table = analysis.vitality_comparison(study, measures)
+    assert table.loc["VANILLA", ("ours", "high")].startswith("0.650 [")  # (0.55 + 0.75 + 0.65) / 3
+    assert table.loc["VANILLA", ("ours", "low")] == "no language"
+    assert table.loc["VANILLA", ("paper", "high")] == "0.635"  # 63.46 / 100
+    assert table.loc["EWC", ("paper", "mid")] == "not in the paper"
+
+
+def test_group_counts_and_the_indo_european_split(study):
+    measures = analysis.language_measures(study)
+    assert analysis.group_counts_text(measures, "latin", groups=analysis.SCRIPT_GROUPS, label="script group") == (
+        "Languages per script group (2 groups): Latin (1), non-Latin (2). One language only in Latin: a difference "
+        "there is between single languages, not groups.")
+    vitality = analysis.group_counts_text(measures, "vitality", groups=["low", "mid", "high"])
+    assert "low (0), mid (1), high (2)" in vitality
+    assert "No language in low: an empty group cannot be compared." in vitality
+    assert analysis.group_counts_text(measures.iloc[0:0], "family") == "No complete run yet: no languages to show."
+    table = analysis.indo_european_table(measures, ["vanilla", "multi"])
+    # final score, Indo-European (en-US, ru-RU) minus Tai-Kadai (th-TH): -0.35, +0.25, +0.05 over the orders
+    assert table.loc["VANILLA", "final score"].startswith(f"{(-0.35 + 0.25 + 0.05) / 3:+.3f} [")
+    assert list(table.index) == ["VANILLA", "MULTI"] and table.loc["MULTI", "MBT, mean over h"] == "n/a"
+    assert analysis.FAMILY_STRONG == "Romance or Germanic"
+    assert analysis.paper_family_group("Germanic", "Indo-European") == analysis.FAMILY_STRONG
+    assert analysis.paper_family_group("Chinese", "Sino-Tibetan") == analysis.FAMILY_POOR
+
+
+def test_figure5_claims_read_halves_of_the_languages_ranked_by_mbt(tmp_path):
+    # en-US, then zh-CN, then nb-NO: P = [0.8, 0.8, 0.5]; MBT over hops zh-CN 0, nb-NO -0.3. The
+    # paper's robust receiver ranks lowest and its forgetting language highest: both disagree.
+    languages, order = ["en-US", "zh-CN", "nb-NO"], {1: ["en-US", "zh-CN", "nb-NO"]}
+    write_run(tmp_path, "vanilla", 1, [[0.8, 0.2, 0.2], [0.8, 0.8, 0.2], [0.4, 0.4, 0.7]], orders=order,
+              languages=languages)
+    config = load_config(REPO_ROOT / "params/profiles/quick.yaml",
+                         {"runs_dir": str(tmp_path), "languages": languages, "orders": [1], "strategies": ["vanilla"]})
+    checks = analysis.claim_checks(analysis.load_study(config))
+    assert checked(checks, "robust_receivers")["ours"] == "0 of 1 in the upper half"
+    assert checked(checks, "robust_receivers")["agrees"] is False
+    assert checked(checks, "forgetting_languages")["ours"] == "0 of 1 in the lower half"
+    assert checked(checks, "forgetting_languages")["agrees"] is False
+
+
+def test_a_difference_of_zero_does_not_have_the_papers_sign(study):
+    # MONO scores every language 0.8 once trained: forgetting and MBT are zero for every language
+    table = analysis.contrast_table(analysis.language_measures(study), analysis.SCRIPT_CONTRAST, ["mono"])
+    assert table.loc[("MONO", "forgetting"), "non-Latin minus Latin"] == "+0.000 [+0.000, +0.000]"
+    assert set(table["agreement"]) == {"disagrees"}

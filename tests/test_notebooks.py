@@ -195,6 +195,20 @@ def test_notebook_headings_are_consecutive_and_figure_labels_unique(path):
     assert all(name.startswith(prefix + "-") for name in names), names
 
 
+@pytest.mark.parametrize("path", ANALYSIS_SOURCES, ids=lambda p: p.stem)
+def test_analysis_notebooks_define_nothing_and_restate_no_paper_number(path):
+    """Conclusions are tested functions of `nbforget.analysis`: the notebooks call them, define no
+    function and hold none of the paper's numbers or the strategies' names in their code."""
+    notebook = load_source(path)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    tree = ast.parse(code)
+    defined = [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+    assert not defined, f"{path}: defines {defined}; put them in nbforget.analysis"
+    literals = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    for restated in ("vanilla", "multi", "zh-CN", "de-DE", "Latin", "non-Latin", "Romance or Germanic"):
+        assert restated not in literals, f"{path}: the literal {restated!r} belongs to the package or the registry"
+
+
 # --------------------------------------------------------------------------- the grid (slow)
 
 

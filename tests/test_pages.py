@@ -24,7 +24,7 @@ from nbforget import NbforgetError, analysis, metrics, pages, plots  # noqa: E40
 from nbforget.config import REPO_ROOT, load_config  # noqa: E402
 from nbforget.pages import SECTIONS, SUMMARY_FILE  # noqa: E402
 from nbforget.runs import order_label  # noqa: E402
-from nbforget.strategies import REGISTRY  # noqa: E402
+from nbforget.strategies import REGISTRY, run_store  # noqa: E402
 
 ORDER = ["en-US", "ru-RU", "th-TH"]
 LAYERS = ["embeddings", "layer.0", "layer.1"]
@@ -36,7 +36,7 @@ def write_run(root, strategy, matrix=MATRIX, *, records=None, drift=None, per_st
               order_spec=1, seed=0):
     """A run directory of `strategy`: `records` maps step labels to step records, `drift` maps
     layers to their relative drift after each step (default: 0.01 * (step + 1) for every layer)."""
-    folder = runs_root(root) / "quick" / strategy / f"order-{order_label(order_spec)}" / f"seed-{seed}"
+    folder = run_store(config_for(root), strategy, order_spec, seed).path  # where the quick profile's run lives
     folder.mkdir(parents=True)
     matrix = np.asarray(matrix, dtype=float)
     labels = ["+".join(ORDER)] if matrix.shape[0] == 1 else ORDER[:matrix.shape[0]]

@@ -29,9 +29,6 @@ runs_dir = None  # None: the profile's runs_dir (or the NBFORGET_RUNS_DIR enviro
 overrides = {}  # settings that differ from the profile, as given to the strategy notebooks
 
 # %%
-import math
-
-import pandas as pd
 from IPython.display import Markdown, display
 
 from nbforget.pages import notebook_config, versions_table
@@ -41,8 +38,7 @@ config = notebook_config(params_file, overrides, runs_dir=runs_dir)
 study = analysis.load_study(config)
 measures = analysis.language_measures(study)
 sequential = analysis.sequential_strategies(study)
-focus = "vanilla" if "vanilla" in sequential else (sequential[0] if sequential else None)
-STRONG, POOR = "Romance or Germanic", "Sino-Tibetan, Austro-Asiatic or Afro-Asiatic"
+focus = analysis.focus_strategy(study)  # VANILLA when it has runs: the strategy of the paper's heatmaps
 display(Markdown(study.describe()))
 display(Markdown(analysis.scale_statement(study)))
 
@@ -56,12 +52,8 @@ display(Markdown(analysis.scale_statement(study)))
 facts = (measures.drop_duplicates("language")
          .set_index("language")[["name", "family", "genus", "script", "paper_family_group"]]
          .rename(columns={"paper_family_group": "the paper's contrast"}))
-families = facts["family"].value_counts()
-display(Markdown(f"{len(families)} famil{'y' if len(families) == 1 else 'ies'}: "
-                 + ", ".join(f"{family} ({count})" for family, count in families.items()) + "."
-                 if not facts.empty else "No complete run yet: no languages to show."))
-if not facts.empty:
-    display(facts)
+display(Markdown(analysis.group_counts_text(measures, "family")))
+facts if not facts.empty else None
 
 # %% [markdown]
 # ## 2. Forgetting and transfer by family
@@ -104,39 +96,11 @@ summary = analysis.group_summary(measures, "family", "mft_mean", strategies=sequ
 # may be the script effect of the previous page as much as a family effect.
 
 # %% tags=["hide-input"]
-EXPECTED = {"mbt_mean": (+1, "MBT"), "mft_mean": (+1, "MFT"), "forgetting": (-1, "forgetting")}
-present = set(facts["the paper's contrast"]) if not facts.empty else set()
-rows = []
-for strategy in sequential:
-    for value, (sign, label) in EXPECTED.items():
-        difference = analysis.group_difference(measures, "paper_family_group", value, STRONG, POOR, strategy=strategy)
-        mean = difference["mean"]
-        verdict = ("not measurable here" if not math.isfinite(mean) else
-                   "agrees" if mean * sign > 0 else "disagrees")
-        rows.append({"strategy": analysis.display_name(strategy), "measure": label,
-                     "Romance/Germanic minus distant": analysis.format_interval(
-                         mean, difference["ci_low"], difference["ci_high"], difference["n"], signed=True),
-                     "the paper": "positive" if sign > 0 else "negative", "agreement": verdict})
-checks = pd.DataFrame(rows)
-missing = [group for group in (STRONG, POOR) if group not in present]
-if missing:
-    display(Markdown("The profile has no language in " + " and ".join(f"*{group}*" for group in missing)
-                     + ", so the paper's contrast cannot be measured with these runs."))
-(checks.set_index(["strategy", "measure"]) if not checks.empty
- else Markdown("No sequential run yet: the paper's claim cannot be checked."))
+checks = analysis.contrast_table(measures, analysis.FAMILY_CONTRAST, sequential)
+checks if not checks.empty else Markdown("No sequential run yet: the paper's claim cannot be checked.")
 
 # %% tags=["hide-input"]
-if not checks.empty:
-    agreeing = (checks["agreement"] == "agrees").sum()
-    measurable = (checks["agreement"] != "not measurable here").sum()
-    if measurable:
-        display(Markdown(
-            f"Over all sequential strategies, {agreeing} of {measurable} measurable differences have the sign "
-            "the paper reports" + (": its family contrast is visible at this scale." if agreeing > measurable / 2
-                                   else ": its family contrast is not reproduced at this scale.")
-            + " A difference whose interval includes zero is not evidence either way."))
-    else:
-        display(Markdown("None of the differences is measurable with these languages and runs."))
+Markdown(analysis.contrast_text(measures, analysis.FAMILY_CONTRAST, sequential, focus=focus))
 
 # %% [markdown]
 # ## 4. Indo-European and the rest
@@ -145,20 +109,8 @@ if not checks.empty:
 # score and MBT, "Indo-European minus the other families", per strategy.
 
 # %% tags=["hide-input"]
-measures["indo_european"] = ["Indo-European" if family == "Indo-European" else "other families"
-                             for family in measures["family"]]
-rows = []
-for strategy in study.strategies:
-    for value in ("final", "mbt_mean"):
-        difference = analysis.group_difference(measures, "indo_european", value, "Indo-European", "other families",
-                                               strategy=strategy)
-        rows.append({"strategy": analysis.display_name(strategy),
-                     "measure": {"final": "final score", "mbt_mean": "MBT, mean over h"}[value],
-                     "Indo-European minus others": analysis.format_interval(
-                         difference["mean"], difference["ci_low"], difference["ci_high"], difference["n"], signed=True)})
-(pd.DataFrame(rows).pivot(index="strategy", columns="measure", values="Indo-European minus others")
- .reindex([analysis.display_name(s) for s in study.strategies]) if rows
- else Markdown("No complete run yet."))
+table = analysis.indo_european_table(measures, study.strategies)
+table if not table.empty else Markdown("No complete run yet.")
 
 # %% [markdown]
 # ## Versions

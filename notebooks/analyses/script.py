@@ -30,9 +30,6 @@ runs_dir = None  # None: the profile's runs_dir (or the NBFORGET_RUNS_DIR enviro
 overrides = {}  # settings that differ from the profile, as given to the strategy notebooks
 
 # %%
-import math
-
-import pandas as pd
 from IPython.display import Markdown, display
 
 from nbforget.pages import notebook_config, versions_table
@@ -42,8 +39,8 @@ config = notebook_config(params_file, overrides, runs_dir=runs_dir)
 study = analysis.load_study(config)
 measures = analysis.language_measures(study)
 sequential = analysis.sequential_strategies(study)
-focus = "vanilla" if "vanilla" in sequential else (sequential[0] if sequential else None)
-GROUPS = ["Latin", "non-Latin"]
+focus = analysis.focus_strategy(study)  # VANILLA when it has runs: the strategy of the paper's heatmaps
+GROUPS = list(analysis.SCRIPT_GROUPS)
 display(Markdown(study.describe()))
 display(Markdown(analysis.scale_statement(study)))
 
@@ -54,14 +51,8 @@ display(Markdown(analysis.scale_statement(study)))
 facts = (measures.drop_duplicates("language")
          .set_index("language")[["name", "script", "latin", "family", "vitality"]]
          .rename(columns={"latin": "script group"}))
-counts = facts["script group"].value_counts()
-if facts.empty:
-    display(Markdown("No complete run yet: no languages to show."))
-else:
-    display(Markdown(", ".join(f"{counts.get(group, 0)} {group}" for group in GROUPS) + " language(s)."
-                     + ("" if all(counts.get(group, 0) > 1 for group in GROUPS) else
-                        " A group with one language compares single languages, not scripts.")))
-    display(facts)
+display(Markdown(analysis.group_counts_text(measures, "latin", groups=GROUPS, label="script group")))
+facts if not facts.empty else None
 
 # %% [markdown]
 # ## 2. Forgetting and transfer by script
@@ -121,37 +112,11 @@ summary = analysis.group_summary(measures, "latin", "final")
 # (non-Latin languages donate less and keep less) and a positive forgetting difference.
 
 # %% tags=["hide-input"]
-EXPECTED = {"mbt_mean": (-1, "MBT"), "mft_mean": (-1, "MFT"), "forgetting": (+1, "forgetting")}
-rows = []
-for strategy in sequential:
-    for value, (sign, label) in EXPECTED.items():
-        difference = analysis.group_difference(measures, "latin", value, "non-Latin", "Latin", strategy=strategy)
-        mean = difference["mean"]
-        verdict = ("not measurable here" if not math.isfinite(mean) else
-                   "agrees" if mean * sign > 0 else "disagrees")
-        rows.append({"strategy": analysis.display_name(strategy), "measure": label,
-                     "non-Latin minus Latin": analysis.format_interval(mean, difference["ci_low"], difference["ci_high"],
-                                                                     difference["n"], signed=True),
-                     "the paper": "negative" if sign < 0 else "positive", "agreement": verdict})
-checks = pd.DataFrame(rows)
-(checks.set_index(["strategy", "measure"]) if not checks.empty
- else Markdown("No sequential run yet: the paper's claim cannot be checked."))
+checks = analysis.contrast_table(measures, analysis.SCRIPT_CONTRAST, sequential)
+checks if not checks.empty else Markdown("No sequential run yet: the paper's claim cannot be checked.")
 
 # %% tags=["hide-input"]
-if not checks.empty and focus:
-    mine = checks[checks["strategy"] == analysis.display_name(focus)]
-    agreeing = (checks["agreement"] == "agrees").sum()
-    measurable = (checks["agreement"] != "not measurable here").sum()
-    parts = [f"{row['measure']} {row['non-Latin minus Latin']} ({row['agreement']})" for _, row in mine.iterrows()]
-    display(Markdown(
-        f"For {analysis.display_name(focus)}, the setting of the paper's heatmaps, non-Latin minus Latin: "
-        + "; ".join(parts) + ". "
-        + f"Over all sequential strategies and the three measures, {agreeing} of {measurable} measurable "
-          f"differences have the sign the paper reports"
-        + (": the script effect is visible at this scale." if measurable and agreeing > measurable / 2 else
-           ": the paper's script effect is not reproduced at this scale." if measurable else ".")
-        + " A difference whose interval includes zero is not evidence either way."
-    ))
+Markdown(analysis.contrast_text(measures, analysis.SCRIPT_CONTRAST, sequential, focus=focus))
 
 # %% [markdown]
 # ## Versions

@@ -28,9 +28,6 @@ runs_dir = None  # None: the profile's runs_dir (or the NBFORGET_RUNS_DIR enviro
 overrides = {}  # settings that differ from the profile, as given to the strategy notebooks
 
 # %%
-import math
-
-import pandas as pd
 from IPython.display import Markdown, display
 
 from nbforget.pages import notebook_config, versions_table
@@ -41,7 +38,6 @@ study = analysis.load_study(config)
 measures = analysis.language_measures(study)
 sequential = analysis.sequential_strategies(study)
 BUCKETS = list(config.vitality_buckets)
-checks = []
 display(Markdown(study.describe()))
 display(Markdown(analysis.scale_statement(study)))
 
@@ -53,12 +49,8 @@ display(Markdown(analysis.scale_statement(study)))
 # %%
 facts = (measures.drop_duplicates("language")
          .set_index("language")[["name", "joshi_class", "vitality", "script", "family"]])
-counts = facts["vitality"].value_counts()
-display(Markdown(", ".join(f"{bucket}: {counts.get(bucket, 0)}" for bucket in BUCKETS) + " language(s)"
-                 + (". Empty buckets cannot be compared." if any(counts.get(b, 0) == 0 for b in BUCKETS) else ".")
-                 if not facts.empty else "No complete run yet: no languages to show."))
-if not facts.empty:
-    display(facts)
+display(Markdown(analysis.group_counts_text(measures, "vitality", groups=BUCKETS, label="vitality bucket")))
+facts if not facts.empty else None
 
 # %% [markdown]
 # ## 2. Final score by vitality (the paper's Table 1)
@@ -69,52 +61,11 @@ if not facts.empty:
 
 # %% tags=["hide-input"]
 summary = analysis.group_summary(measures, "vitality", "final")
-if summary.empty:
-    display(Markdown("No complete run yet: nothing to tabulate."))
-else:
-    rows = {}
-    for strategy in study.strategies:
-        part = summary[summary["strategy"] == strategy].set_index("group")
-        entry = {}
-        for bucket in BUCKETS:
-            if bucket in part.index:
-                row = part.loc[bucket]
-                entry[("ours", bucket)] = analysis.format_interval(row["mean"], row["ci_low"], row["ci_high"],
-                                                                   int(row["n_orders"]))
-            else:
-                entry[("ours", bucket)] = "no language"
-        paper = analysis.paper_row(strategy, config.strategy.lora.rank)
-        for bucket in ("low", "mid", "high"):
-            entry[("paper", bucket)] = f"{getattr(paper, bucket) / 100:.3f}" if paper else "not in the paper"
-        rows[analysis.display_name(strategy)] = entry
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.columns = pd.MultiIndex.from_tuples(table.columns)
-    display(table)
+table = analysis.vitality_comparison(study, measures)
+table if not table.empty else Markdown("No complete run yet: nothing to tabulate.")
 
 # %% tags=["hide-input"]
-if not summary.empty:
-    filled = [b for b in BUCKETS if (summary["group"] == b).any()]
-    if len(filled) >= 2:
-        means = (summary.pivot(index="strategy", columns="group", values="mean")
-                 .reindex(index=[s for s in study.strategies if s in set(summary["strategy"])], columns=filled))
-        best = {s: analysis.extreme_group(means.loc[s]) for s in means.index}
-        worst = {s: analysis.extreme_group(means.loc[s], largest=False) for s in means.index}
-        sentences = ["Best bucket per strategy here: "
-                     + ", ".join(f"{analysis.display_name(s)} {best[s] or 'none (a tie)'}" for s in means.index) + "."]
-        if "mid" in filled:
-            mid_best = sum(1 for s in best if best[s] == "mid")
-            sentences.append(f"The paper finds mid vitality best in every method; here it is best for {mid_best} of "
-                             f"{len(best)} strategies.")
-            checks.append(("mid vitality has the best final score (Table 1)", "in every method",
-                           f"in {mid_best} of {len(best)}", "agrees" if mid_best > len(best) / 2 else "disagrees"))
-        if "high" in filled:
-            high_worst = sum(1 for s in worst if worst[s] == "high")
-            sentences.append(f"It finds high vitality worst; here high is worst for {high_worst} of {len(worst)}.")
-            checks.append(("high vitality has the worst final score (Table 1)", "in every method",
-                           f"in {high_worst} of {len(worst)}", "agrees" if high_worst > len(worst) / 2 else "disagrees"))
-        display(Markdown(" ".join(sentences)))
-    else:
-        display(Markdown("Only one vitality bucket has languages in this profile: no comparison between buckets."))
+Markdown(analysis.vitality_text(study))
 
 # %% mystnb={"figure": {"caption": "Final score by vitality bucket for every strategy with complete runs; the dashed line is chance.", "name": "vitality-final"}}
 (plots.plot_group_comparison(summary, points=analysis.group_points(measures, "vitality", "final"),
@@ -147,41 +98,23 @@ mbt = analysis.group_summary(measures, "vitality", "mbt_mean", strategies=sequen
  if not mbt.empty else plots.message_figure("no sequential run yet"))
 
 # %% tags=["hide-input"]
-mft = analysis.group_summary(measures, "vitality", "mft_mean", strategies=sequential)
-sentences = []
-for strategy in sequential:
-    part = mbt[mbt["strategy"] == strategy].set_index("group")["mean"].dropna()
-    if len(part) >= 2 and "high" in part.index:
-        lowest = analysis.extreme_group(part, largest=False)
-        sentences.append(f"{analysis.display_name(strategy)}: lowest MBT in the {lowest} bucket" if lowest
-                         else f"{analysis.display_name(strategy)}: no single lowest bucket (a tie)")
-        checks.append((f"high vitality has the most negative MBT ({analysis.display_name(strategy)})", "yes",
-                       f"lowest: {lowest or 'a tie'}", "agrees" if lowest == "high" else "disagrees"))
-    difference = analysis.group_difference(measures, "vitality", "mft_mean", "high", "mid", strategy=strategy)
-    if math.isfinite(difference["mean"]):
-        checks.append((f"high vitality donates less than mid, MFT high minus mid ({analysis.display_name(strategy)})",
-                       "negative", analysis.format_interval(difference["mean"], difference["ci_low"], difference["ci_high"],
-                                                            difference["n"], signed=True),
-                       "agrees" if difference["mean"] < 0 else "disagrees"))
-display(Markdown("; ".join(sentences) + "." if sentences else
-                 "MBT by vitality cannot be compared here: the high bucket, or a second bucket, has no "
-                 "language with a defined MBT."))
+Markdown(analysis.vitality_transfer_text(measures, sequential))
 
 # %% [markdown]
 # ## 4. Agreement with the paper
+#
+# The paper's vitality claims: the final-score claims over all strategies, the MBT and MFT claims
+# for each strategy that learns languages in sequence. "Not measurable here" means these runs
+# cannot answer the question (a bucket without languages, say). With few languages per bucket,
+# one language can decide a bucket's mean.
 
 # %%
-(pd.DataFrame(checks, columns=["question", "the paper", "here", "agreement"]).set_index("question")
- if checks else Markdown("No comparison with the paper could be made with these runs and languages."))
+checks = analysis.claim_checks(study, strategies=sequential, measures=measures)
+checks = checks[checks["topic"] == "vitality"]
+analysis.claim_table(checks)
 
 # %% tags=["hide-input"]
-if checks:
-    verdicts = [check[3] for check in checks]
-    agreeing = verdicts.count("agrees")
-    display(Markdown(f"{agreeing} of {len(verdicts)} comparisons agree with the paper"
-                     + (": its vitality pattern is visible at this scale." if agreeing > len(verdicts) / 2 else
-                        ": its vitality pattern is not reproduced at this scale.")
-                     + " With few languages per bucket, one language can decide a bucket's mean."))
+Markdown(analysis.claims_summary(checks, pattern="vitality pattern"))
 
 # %% [markdown]
 # ## Versions

@@ -48,9 +48,13 @@ def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
 
 
 def _label(strategy: str) -> str:
-    from nbforget.analysis import display_name
+    """The registry's display name of a strategy (VANILLA, EWC); an unregistered name as it is."""
+    # Imported here: the registry imports torch and the tasks (seconds), which a figure without
+    # strategy names (a score matrix, drift) never needs.
+    from nbforget.strategies import REGISTRY
 
-    return display_name(strategy)
+    cls = REGISTRY.get(strategy)
+    return cls.display_name() if cls is not None else strategy
 
 
 def _legend(ax: Axes, entries: int) -> None:

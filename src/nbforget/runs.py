@@ -442,3 +442,10 @@ def load_runs(root: Path, profile: str | None = None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=SCORE_COLUMNS + ["profile", "strategy", "order_spec", "seed", "run_dir"])
     return pd.concat(frames, ignore_index=True)
+
+
+def run_status(folder: str | Path) -> str:
+    """The status of the run directory `folder`: ``running``, ``complete``, ``failed`` or ``absent``
+    (what `RunStore.status` reads, for a folder found on disk rather than named by its parts)."""
+    status = Path(folder) / "status"
+    return status.read_text().strip() if status.exists() else "absent"

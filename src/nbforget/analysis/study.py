@@ -1,0 +1,336 @@
+"""Reading runs (never training): one run, every run of a profile, and a run's own metrics.
+
+    load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
+    load_study(config) -> Study           every complete run of a profile, and what is missing
+    companion_runs(config, run)           other strategies' runs of the same order and seed
+    run_summary(run), summary_table(...)  its metrics, recomputed from its scores
+    distinct_parameters(run)              trainable parameters as the paper counts them
+    baseline_strategy(), reference_strategy()   VANILLA and MULTI, as the registry marks them
+
+Run folders are located and their status read through `nbforget.runs`; facts about a strategy
+(how many parameter copies it trains, which one is the baseline) come from the strategy registry.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from nbforget import NbforgetError, metrics
+from nbforget.config import RunConfig, display_path
+from nbforget.runs import base_scores, order_label, run_status, score_matrix
+from nbforget.strategies import REGISTRY, run_store
+
+__all__ = [
+    "RunRecord",
+    "Study",
+    "load_run",
+    "load_study",
+    "companion_runs",
+    "run_summary",
+    "summary_table",
+    "SUMMARY_ROWS",
+    "distinct_parameters",
+    "baseline_strategy",
+    "reference_strategy",
+]
+
+
+def _marked(attribute: str) -> str:
+    for name, cls in REGISTRY.items():
+        if getattr(cls, attribute):
+            return name
+    raise NbforgetError(f"no registered strategy has {attribute} = True; mark one in nbforget/strategies/")
+
+
+def baseline_strategy() -> str:
+    """The registered strategy every other one is compared with for forgetting (VANILLA):
+    the one whose class sets ``sequential_baseline``."""
+    return _marked("sequential_baseline")
+
+
+def reference_strategy() -> str:
+    """The registered joint-training reference (MULTI): the one whose class sets ``joint_reference``."""
+    return _marked("joint_reference")
+
+
+@dataclass
+class RunRecord:
+    """One complete run, read from its directory (see `nbforget.runs`).
+
+    ``matrix`` has one row per step (rows = after training step i, columns = languages in
+    ``order``); it is square for sequential strategies and has a single row for joint training.
+    """
+
+    run_dir: Path
+    strategy: str
+    order_spec: str
+    seed: int
+    order: tuple[str, ...]
+    trained: tuple[str, ...]
+    matrix: np.ndarray
+    base: np.ndarray | None
+    result: dict
+    drift: pd.DataFrame
+    config: dict = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return self.result["metrics"]["metric"]
+
+    @property
+    def chance(self) -> float:
+        return float(self.result["metrics"].get("chance", float("nan")))
+
+    @property
+    def square(self) -> bool:
+        return self.matrix.shape[0] == self.matrix.shape[1] and self.matrix.shape[0] > 1
+
+    @property
+    def joint(self) -> bool:
+        return self.matrix.shape[0] == 1 and len(self.order) > 1
+
+    @property
+    def trainable(self) -> dict:
+        return self.result.get("trainable_parameters", {})
+
+    @property
+    def final_average(self) -> float:
+        """Mean of the last row of the matrix; NaN when a cell of it is unrecorded."""
+        last = self.matrix[-1]
+        return float(np.mean(last)) if np.all(np.isfinite(last)) else float("nan")
+
+    @property
+    def row_labels(self) -> list[str]:
+        """What each row of the matrix was trained on, for plots ("all (joint)" for joint training)."""
+        return ["all (joint)" if "+" in label else label for label in self.trained]
+
+
+def load_run(run_dir: str | Path) -> RunRecord:
+    """Read a complete run directory; raises `NbforgetError` naming what is missing."""
+    folder = Path(run_dir)
+    state = run_status(folder)
+    if state != "complete":
+        hint = f"its error is in {folder / 'error.txt'}; fix it and run again to resume" if state == "failed" \
+            else "run it first"
+        raise NbforgetError(f"{folder} is not a complete run (status: {state}); {hint}")
+    stored = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    order = tuple(stored["order"])
+    scores = pd.read_csv(folder / "scores.csv")
+    metric = result["metrics"]["metric"]
+    matrix = score_matrix(scores, list(order), metric=metric)
+    base = base_scores(scores, list(order), metric=metric)
+    steps = scores[(scores.step >= 0)].drop_duplicates("step").sort_values("step")
+    trained = tuple(str(label) for label in steps["trained_language"])
+    drift_file = folder / "drift.csv"
+    drift = pd.DataFrame(columns=["step", "layer", "relative_drift"])
+    if drift_file.exists() and drift_file.stat().st_size > 1:
+        try:
+            drift = pd.read_csv(drift_file)
+        except pd.errors.EmptyDataError:
+            pass
+    return RunRecord(
+        run_dir=folder, strategy=stored["strategy"], order_spec=order_label(stored["order_spec"]),
+        seed=int(stored["seed"]), order=order, trained=trained, matrix=matrix, base=base,
+        result=result, drift=drift, config=stored.get("config", {}),
+    )
+
+
+@dataclass
+class Study:
+    """The complete runs of one profile that match its languages, orders and seeds."""
+
+    config: RunConfig
+    runs: list[RunRecord]
+    missing: list[tuple[str, str, int]]  # (strategy, order label, seed) expected but not complete
+
+    @property
+    def strategies(self) -> list[str]:
+        """Strategies with at least one complete run: the profile's list first, then the others."""
+        found = {run.strategy for run in self.runs}
+        listed = [name for name in self.config.strategies if name in found]
+        return listed + sorted(found - set(listed))
+
+    @property
+    def missing_strategies(self) -> list[str]:
+        """Strategies of the profile's list without any complete run."""
+        found = {run.strategy for run in self.runs}
+        return [name for name in self.config.strategies if name not in found]
+
+    def of(self, strategy: str) -> list[RunRecord]:
+        return [run for run in self.runs if run.strategy == strategy]
+
+    @property
+    def metric(self) -> str | None:
+        return self.runs[0].metric if self.runs else None
+
+    @property
+    def chance(self) -> float:
+        return self.runs[0].chance if self.runs else float("nan")
+
+    @property
+    def orders(self) -> list[str]:
+        return sorted({run.order_spec for run in self.runs})
+
+    def describe(self) -> str:
+        """One paragraph: what was found, and what is missing."""
+        config = self.config
+        text = (f"Profile `{config.profile}`: data set `{config.dataset}`, model `{config.model.name}`, "
+                f"{len(config.languages)} languages ({', '.join(config.languages)}), "
+                f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
+                f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.runs)} complete run(s) "
+                f"of {len(self.strategies)} strategies.")
+        if self.missing_strategies:
+            text += (" No complete run for " + ", ".join(f"`{name}`" for name in self.missing_strategies)
+                     + ": those strategies are left out below (run `nbforget grid` to add them).")
+        partial = sorted({strategy for strategy, _, _ in self.missing} - set(self.missing_strategies))
+        if partial:
+            text += (" Some orders or seeds are missing for " + ", ".join(f"`{name}`" for name in partial)
+                     + "; their intervals use the runs that exist.")
+        return text
+
+
+def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) -> Study:
+    """Every complete run of ``config``'s profile with its languages, orders and seeds.
+
+    Expected runs are ``strategies`` (default: the profile's list) x orders x seeds; complete runs
+    of other strategies with the same orders, seeds and languages are included too (a strategy run
+    with ``nbforget run`` shows up without being in the list). Runs of other languages under the
+    same profile name are ignored.
+    """
+    expected = list(strategies) if strategies is not None else list(config.strategies)
+    root = config.runs_path
+    languages = set(config.languages)
+    records: dict[Path, RunRecord] = {}
+    missing = []
+    for strategy in expected:
+        for order in config.orders_for(strategy):
+            for seed in config.seeds:
+                store = run_store(config, strategy, order, seed)
+                if store.status == "complete":
+                    records[store.path] = load_run(store.path)
+                else:
+                    missing.append((strategy, order_label(order), seed))
+    others = sorted(folder.name for folder in (root / config.profile).glob("*") if folder.is_dir())
+    for strategy in others:
+        if strategy in expected or strategy not in REGISTRY:
+            continue
+        for order in config.orders:
+            for seed in config.seeds:
+                store = run_store(config, strategy, order, seed)  # this config's run of that strategy
+                if store.status == "complete":
+                    records[store.path] = load_run(store.path)
+    runs = [run for run in records.values() if set(run.order) == languages]
+    return Study(config=config, runs=runs, missing=missing)
+
+
+def companion_runs(config: RunConfig, run: RunRecord, strategies: Iterable[str] | None = None) -> list[RunRecord]:
+    """Complete runs of other `strategies` (default: the joint reference, MULTI) with the same
+    profile, order and seed as `run`."""
+    found = []
+    for strategy in (reference_strategy(),) if strategies is None else strategies:
+        if strategy == run.strategy:
+            continue
+        specs = [spec for spec in [*config.orders, *config.orders_for(strategy)] if order_label(spec) == run.order_spec]
+        if not specs:
+            continue
+        folder = run_store(config, strategy, specs[0], run.seed).path  # same order and seed, this config
+        if run_status(folder) == "complete":
+            record = load_run(folder)
+            if record.order == run.order:
+                found.append(record)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# one run's metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def _safe(function, *args) -> float:
+    try:
+        return float(function(*args))
+    except ValueError:
+        return float("nan")
+
+
+def distinct_parameters(run: RunRecord) -> int:
+    """Trainable parameters of a run counted as the paper's Table 1 counts them.
+
+    The largest number trained at one step, times the copies of those parameters the strategy
+    keeps (``REGISTRY[strategy].parameter_copies``: one per language for MONO, per family for
+    FAMILY EXPERTS, one for a strategy that trains one set again and again, like VANILLA). A
+    strategy that is not registered counts as one copy.
+    """
+    per_step = int(run.trainable.get("max_per_step", 0))
+    cls = REGISTRY.get(run.strategy)
+    copies = cls.parameter_copies(run.config, run.order) if cls is not None else 1
+    return per_step * copies
+
+
+def run_summary(run: RunRecord) -> dict:
+    """The metrics of one run's score matrix, its trainable parameters and its time.
+
+    Computed here from the scores (not copied from result.json). Metrics a matrix cannot give
+    (CBT of joint training, CFT without zero-shot cells) are NaN.
+    """
+    summary = {
+        "strategy": run.strategy, "order": run.order_spec, "seed": run.seed,
+        "final_average": run.final_average, "chance": run.chance,
+        "cbt": float("nan"), "cft": float("nan"), "forgetting": float("nan"),
+        "forgetting_max": float("nan"), "fwt": float("nan"),
+    }
+    if run.square:
+        summary.update(
+            cbt=_safe(metrics.cbt, run.matrix), cft=_safe(metrics.cft, run.matrix),
+            forgetting=_safe(metrics.forgetting, run.matrix, "learned"),
+            forgetting_max=_safe(metrics.forgetting, run.matrix, "max"),
+        )
+        if run.base is not None:
+            summary["fwt"] = _safe(metrics.fwt, run.matrix, run.base)
+    trainable = run.trainable
+    summary.update(
+        params_per_step=int(trainable.get("max_per_step", 0)),
+        params_total=int(trainable.get("total", 0)),
+        params_distinct=distinct_parameters(run),
+        seconds=float(run.result.get("timings", {}).get("seconds", float("nan"))),
+    )
+    return summary
+
+
+SUMMARY_ROWS = {
+    "final_average": ("final average", "mean score over all languages after the last step; higher is better"),
+    "chance": ("chance level", "score of a uniform guess over the labels"),
+    "cbt": ("CBT", "final minus just-learned score, averaged over earlier languages; negative = forgetting"),
+    "cft": ("CFT", "zero-shot score on languages not yet trained; higher = more forward transfer"),
+    "forgetting": ("forgetting", "just-learned minus final score (Avalanche); positive = forgetting"),
+    "forgetting_max": ("forgetting (max)", "best earlier minus final score (FACIL, mammoth); positive = forgetting"),
+    "fwt": ("FWT", "zero-shot score on the next language minus the base model's; positive = transfer"),
+    "params_per_step": ("trainable parameters per step", "the largest number trained at one step"),
+    "params_distinct": ("trainable parameters (paper's count)", "distinct parameters trained over the run"),
+    "params_total": ("trainable parameters, summed over steps", "what the run's optimizers updated in all"),
+    "seconds": ("seconds", "wall time of the run"),
+}
+"""Rows of `summary_table`: label and reading of each entry of `run_summary`."""
+
+
+def summary_table(summary: dict) -> pd.DataFrame:
+    """`run_summary` as a two-column table (value, how to read it), one row per metric."""
+    rows = []
+    for key, (label, reading) in SUMMARY_ROWS.items():
+        value = summary.get(key, float("nan"))
+        if key.startswith("params"):
+            text = f"{int(value):,}"
+        elif key == "seconds":
+            text = f"{value:.1f}"
+        else:
+            text = "n/a" if not math.isfinite(value) else f"{value:.3f}"
+        rows.append({"metric": label, "value": text, "how to read it": reading})
+    return pd.DataFrame(rows).set_index("metric")
