@@ -15,6 +15,7 @@ import math
 
 from nbforget.analysis.study import RunRecord, baseline_strategy, run_summary
 from nbforget.analysis.tables import matrix_regions
+from nbforget.data import TITLES
 from nbforget.strategies import REGISTRY
 
 __all__ = [
@@ -26,11 +27,7 @@ __all__ = [
     "describe_forgetting",
 ]
 
-DATASETS = {
-    "sib200": "SIB-200 topic classification (FLORES-200 sentences)",
-    "xsid": "xSID slot filling",
-    "massive": "MASSIVE slot filling",
-}
+DATASETS = TITLES  # the data sets' names in prose, defined once beside their loaders
 
 
 def format_interval(mean: float, low: float = float("nan"), high: float = float("nan"), n: int | None = None,

@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from nbforget.languages import VITALITY_BUCKETS
+
 from nbforget.analysis.groups import (FAMILY_POOR, FAMILY_STRONG, extreme_group, group_difference,
                                       group_summary, language_measures)
 from nbforget.analysis.paper import (PAPER_CLAIMS, PAPER_FIGURE2, PAPER_FIGURE3, PAPER_NAMES, PAPER_SETTING,
@@ -120,7 +122,7 @@ def table1_comparison(study: Study) -> pd.DataFrame:
         entry[("paper", "method")] = _paper_label(paper)
         entry[("paper", "params (M)")] = f"{paper.params_m:,.2f}" if paper else ""
         entry[("paper", "F1")] = f"{paper.f1 / 100:.3f}" if paper else ""
-        for bucket in ("low", "mid", "high"):
+        for bucket in VITALITY_BUCKETS:
             entry[("paper", bucket)] = f"{getattr(paper, bucket) / 100:.3f}" if paper else ""
         rows[display_name(strategy)] = entry
     frame = pd.DataFrame.from_dict(rows, orient="index")
@@ -795,7 +797,7 @@ def vitality_comparison(study: Study, measures: pd.DataFrame) -> pd.DataFrame:
             else:
                 entry[("ours", bucket)] = "no language"
         paper = paper_row(strategy, _lora_rank(study))
-        for bucket in ("low", "mid", "high"):
+        for bucket in VITALITY_BUCKETS:
             entry[("paper", bucket)] = f"{getattr(paper, bucket) / 100:.3f}" if paper else "not in the paper"
         rows[display_name(strategy)] = entry
     table = pd.DataFrame.from_dict(rows, orient="index")
