@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from nbforget.engine import run_strategy
-from nbforget.runs import KILL_ENV, LOCK_FILE
+from nbforget.runs import KILL_ENV
 from nbforget.strategies import run_store
 
 from conftest import QUICK_PROFILE, make_quick_config
@@ -65,7 +65,7 @@ def final_files(folder: Path) -> dict[str, object]:
         "result": result,
         "progress": progress,
         "files": sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                        if p.is_file() and p.name not in (LOCK_FILE,)),
+                        if p.is_file()),
     }
 
 
@@ -93,7 +93,7 @@ def test_a_kill_at_every_write_resumes_to_the_uninterrupted_run(solo, tmp_path, 
         assert store.status != "complete", f"killed at write {write}, yet marked complete"
         path = run_strategy(config, strategy, progress=False)  # the user runs the same command again
         assert final_files(path) == solo[strategy], f"killed at write {write}"
-        assert not [p for p in path.rglob(".*") if p.name != LOCK_FILE], f"litter after write {write}"
+        assert not list(path.rglob(".*")), f"litter after write {write}"
     assert write > 8  # the run has at least start, two steps and finish to be killed in
 
 
@@ -138,7 +138,7 @@ def test_run_files_are_readable_like_any_file_the_user_writes(quick_config):
     umask = os.umask(0)
     os.umask(umask)
     for file in path.rglob("*"):
-        if file.is_file() and file.name != LOCK_FILE:
+        if file.is_file():
             assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~umask, file
     assert not (path / "checkpoint").exists()  # no checkpoint survives a complete run
     config_text = (path / "config.yaml").read_text()

@@ -17,7 +17,8 @@ another run and never returns an old one.
 - ``result.json``   written when the run completes: metrics, timings, versions, git commit
 - ``status``        ``running``, ``complete`` or ``failed`` (then ``error.txt`` holds the traceback;
                     a process killed outright leaves ``running``); ``complete`` is written last
-- ``.lock``         held by the one process that writes the run (`RunStore.writer`)
+Beside it, ``.seed-<seed>-<digest>.lock`` is held by the one process that writes the run
+(`RunStore.writer`), and ``.seed-<seed>-<digest>.owner`` names that process.
 
 Crash safety: every file is written to a temporary file and renamed into place; a step's data
 (its checkpoint) is written before the record that points to it, and derived files after it;
@@ -46,8 +47,6 @@ from nbforget import NbforgetError, metrics
 from nbforget.config import REPO_ROOT, display_path
 
 SCORE_COLUMNS = ["order", "step", "trained_language", "eval_language", "split", "metric", "value"]
-LOCK_FILE = ".lock"
-OWNER_FILE = ".lock.owner"
 MIGRATE_HINT = "nbforget runs migrate"
 
 
@@ -131,6 +130,9 @@ class RunStore:
         folder = Path(root) / profile / strategy / f"order-{order_label(order_spec)}"
         self.path = folder / f"seed-{seed}-{self.digest}"
         self.legacy_path = folder / f"seed-{seed}"  # runs written before folders carried a digest
+        # beside the run folder, not in it: a complete run holds only its files
+        self.lock_file = folder / f".{self.path.name}.lock"
+        self.owner_file = folder / f".{self.path.name}.owner"
 
     def __repr__(self) -> str:
         return f"RunStore({display_path(self.path)})"
@@ -181,23 +183,23 @@ class RunStore:
                 f"settings; run `{MIGRATE_HINT} --runs-dir {display_path(self.path.parents[3])}` once to rename "
                 "such folders, or delete it")
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.path / LOCK_FILE))
+        lock = FileLock(str(self.lock_file))
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            holder = _read_owner(self.path / OWNER_FILE)
+            holder = _read_owner(self.owner_file)
             if not wait:
                 raise NbforgetError(f"run {display_path(self.path)} is being written by {holder}; wait for it "
                                     "to finish or stop that process") from None
             announce(f"waiting for run {display_path(self.path)}: it is being written by {holder}")
             lock.acquire()
         try:
-            (self.path / OWNER_FILE).write_text(
+            self.owner_file.write_text(
                 json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
             self._remove_litter()
             yield self
         finally:
-            (self.path / OWNER_FILE).unlink(missing_ok=True)
+            self.owner_file.unlink(missing_ok=True)
             lock.release()
 
     def _remove_litter(self) -> None:
@@ -208,7 +210,7 @@ class RunStore:
             if not folder.is_dir():
                 continue
             for item in folder.iterdir():
-                if item.name in (LOCK_FILE, OWNER_FILE) or not item.is_file():
+                if not item.is_file():
                     continue
                 litter = item.name.startswith(".") or (
                     folder.name == "checkpoint" and f"checkpoint/{item.name}" != keep)
