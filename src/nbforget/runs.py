@@ -349,6 +349,32 @@ def portable_path(source: str, data_dir: Path | None = None) -> str:
     return shown
 
 
+def read_complete_run(folder: Path) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame]:
+    """A complete run's recorded config, result, scores and drift (for analyses, which only read);
+    an error naming the folder when it is not complete, or a file that cannot be read."""
+    folder = Path(folder)
+    state = run_status(folder)
+    if state != "complete":
+        hint = (f"its error is in {display_path(folder / 'error.txt')}; fix it and run again to resume"
+                if state == "failed" else "run it first")
+        raise NbforgetError(f"{display_path(folder)} is not a complete run (status: {state}); {hint}")
+    stored = read_yaml_file(folder / "config.yaml")
+    try:
+        result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        scores = pd.read_csv(folder / "scores.csv")
+    except (OSError, ValueError) as error:
+        raise NbforgetError(f"{display_path(folder)} is marked complete but cannot be read ({error}); delete it "
+                            "and run it again") from None
+    drift = pd.DataFrame(columns=["step", "layer", "relative_drift"])
+    drift_file = folder / "drift.csv"
+    if drift_file.exists() and drift_file.stat().st_size > 1:
+        try:
+            drift = pd.read_csv(drift_file)
+        except pd.errors.EmptyDataError:
+            pass
+    return stored, result, scores, drift
+
+
 def run_status(folder: Path) -> str:
     """``running``, ``complete``, ``failed`` or ``absent`` (no status file)."""
     status = Path(folder) / "status"

@@ -12,7 +12,6 @@ Run folders are located and their status read through `nbforget.runs`; facts abo
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from nbforget import NbforgetError, metrics
 from nbforget.config import RunConfig, display_path
-from nbforget.runs import base_scores, order_label, run_status, score_matrix
+from nbforget.runs import base_scores, order_label, read_complete_run, run_status, score_matrix
 from nbforget.strategies import REGISTRY, run_store
 
 __all__ = [
@@ -115,27 +113,13 @@ class RunRecord:
 def load_run(run_dir: str | Path) -> RunRecord:
     """Read a complete run directory; raises `NbforgetError` naming what is missing."""
     folder = Path(run_dir)
-    state = run_status(folder)
-    if state != "complete":
-        hint = f"its error is in {folder / 'error.txt'}; fix it and run again to resume" if state == "failed" \
-            else "run it first"
-        raise NbforgetError(f"{folder} is not a complete run (status: {state}); {hint}")
-    stored = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
-    result = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    stored, result, scores, drift = read_complete_run(folder)
     order = tuple(stored["order"])
-    scores = pd.read_csv(folder / "scores.csv")
     metric = result["metrics"]["metric"]
     matrix = score_matrix(scores, list(order), metric=metric)
     base = base_scores(scores, list(order), metric=metric)
     steps = scores[(scores.step >= 0)].drop_duplicates("step").sort_values("step")
     trained = tuple(str(label) for label in steps["trained_language"])
-    drift_file = folder / "drift.csv"
-    drift = pd.DataFrame(columns=["step", "layer", "relative_drift"])
-    if drift_file.exists() and drift_file.stat().st_size > 1:
-        try:
-            drift = pd.read_csv(drift_file)
-        except pd.errors.EmptyDataError:
-            pass
     return RunRecord(
         run_dir=folder, strategy=stored["strategy"], order_spec=order_label(stored["order_spec"]),
         seed=int(stored["seed"]), order=order, trained=trained, matrix=matrix, base=base,
