@@ -22,7 +22,13 @@ def _overrides(pairs: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             target = target.setdefault(part, {})
-        target[parts[-1]] = yaml.safe_load(value)
+        try:
+            target[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise NbforgetError(
+                f"--set {pair!r}: the value {value!r} is not valid YAML ({problem}); close its brackets "
+                "and quotes, e.g. --set 'languages=[en-US,de-DE]', or quote it as text: --set 'key=\"...\"'") from None
     return result
 
 
@@ -71,9 +77,21 @@ def cmd_languages(args) -> int:
 def cmd_run(args) -> int:
     from nbforget.config import load_config
     from nbforget.engine import run_strategy
-    from nbforget.strategies import check_names
+    from nbforget.languages import resolve_order
+    from nbforget.strategies import check_names, get_strategy
 
     config = check_names(load_config(args.params, _overrides(args.set)))
+    # the command line's own choices are checked before anything runs, each named as given
+    for flag, value, check in (("--strategy", args.strategy, get_strategy),
+                               ("--order", args.order, lambda text: resolve_order(_order(text), config.languages))):
+        if value is not None:
+            try:
+                check(value)
+            except NbforgetError as error:
+                raise NbforgetError(f"{error} (in {flag} {value})") from None
+    if args.seed is not None and args.seed < 0:
+        raise NbforgetError(f"--seed {args.seed}: seeds are whole numbers from 0 (a run folder is named seed-N), "
+                            "e.g. --seed 1")
     strategies = [args.strategy] if args.strategy else config.strategies
     orders = [_order(args.order)] if args.order else config.orders
     seeds = [args.seed] if args.seed is not None else config.seeds
@@ -106,6 +124,10 @@ def cmd_grid(args) -> int:
 
     failed = run_grid(args.params, overrides=_overrides(args.set), analyses=not args.no_analyses,
                       workers=args.workers, progress=not args.quiet, **_engine(args))
+    if failed:  # each failure names its notebook and the error it raised (a file it could not read, say)
+        listed = "".join(f"\n  {failure}" for failure in failed)
+        print(f"nbforget: error: {len(failed)} notebook(s) failed; fix the cause and run the same command "
+              f"again (complete runs are skipped, the others resume):{listed}", file=sys.stderr)
     return 1 if failed else 0
 
 

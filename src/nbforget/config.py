@@ -298,20 +298,106 @@ def _build(cls: type, data: dict, where: str):
     return cls(**kwargs)
 
 
-def _read_yaml(path: Path) -> dict:
+def _read_yaml(path: Path, *, allow_empty: bool = False) -> dict:
+    """The mapping of settings in `path`, or an error naming the file (and the line) and the fix."""
+    if path.is_dir():
+        profiles = sorted(item.name for item in path.glob("*.yaml"))
+        inside = f" (it holds {', '.join(profiles)})" if profiles else ""
+        raise NbforgetError(f"params file {path} is a folder{inside}; pass one profile YAML file, "
+                            f"e.g. --params {display_path(PARAMS_DIR / 'profiles' / 'quick.yaml')}")
     if not path.exists():
-        raise NbforgetError(f"params file {path} does not exist; profiles are in {PARAMS_DIR / 'profiles'}")
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        names = ", ".join(sorted(item.name for item in (PARAMS_DIR / "profiles").glob("*.yaml")))
+        raise NbforgetError(f"params file {path} does not exist; profiles are in {PARAMS_DIR / 'profiles'} "
+                            f"({names})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as error:
+        raise NbforgetError(f"params file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        column = f", column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise NbforgetError(f"{path}{line}: invalid YAML ({problem}{column}); fix that line of the params "
+                            "file (nested settings are indented by two spaces under their section)") from None
+    if data is None and not allow_empty:
+        raise NbforgetError(
+            f"profile {path} is empty; a profile lists the settings that differ from params/defaults.yaml "
+            "(start from a copy of params/profiles/quick.yaml), or write {} to run every default on "
+            "purpose (the full grid, minutes of pretraining first)")
+    data = {} if data is None else data
     if not isinstance(data, dict):
-        raise NbforgetError(f"{path}: expected a mapping of settings at the top level")
+        raise NbforgetError(f"{path}: expected a mapping of settings at the top level, got a "
+                            f"{_yaml_kind(data)}; write one `key: value` per line, e.g. `languages: [en-US, de-DE]`")
     return data
+
+
+def _yaml_kind(value: Any) -> str:
+    names = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _key_lines(path: Path) -> dict[str, int]:
+    """Dotted key (``train.epochs``, ``languages[2]``) -> its line in the YAML file `path` (1-based)."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node, name: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                inner = f"{name}.{key.value}" if name else str(key.value)
+                lines[inner] = key.start_mark.line + 1
+                walk(value, inner)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[f"{name}[{index}]"] = item.start_mark.line + 1
+                walk(item, f"{name}[{index}]")
+
+    walk(root, "")
+    return lines
+
+
+def _lookup(data: dict, key: str) -> tuple[bool, Any]:
+    """``(found, value)`` of the dotted `key` (list positions left out) in the nested mapping `data`."""
+    value: Any = data
+    for part in key.split("[")[0].split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False, None
+        value = value[part]
+    return True, value
+
+
+class Origins:
+    """Where each setting of a loaded config came from, for messages: ``--set key=value``, or the
+    file and line that set it (the profile, else params/defaults.yaml)."""
+
+    def __init__(self, profile: Path | None = None, profile_data: dict | None = None,
+                 overrides: dict | None = None) -> None:
+        self.profile, self.profile_data, self.overrides = profile, profile_data or {}, overrides or {}
+
+    def __call__(self, key: str) -> str:
+        found, value = _lookup(self.overrides, key)
+        if found:
+            shown = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            return f"--set {key.split('[')[0]}={shown}"
+        for path, data in ((self.profile, self.profile_data), (DEFAULTS_FILE, None)):
+            if path is None or (data is not None and not _lookup(data, key)[0]):
+                continue
+            lines = _key_lines(path)
+            line = lines.get(key) or lines.get(key.split("[")[0])
+            return f"{display_path(path)}:{line}" if line else display_path(path)
+        return "the defaults"
 
 
 def load_config(params_file: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
     """Defaults, then the params file (a profile), then overrides; validated into a RunConfig."""
-    data = _read_yaml(DEFAULTS_FILE) if DEFAULTS_FILE.exists() else {}
+    data = _read_yaml(DEFAULTS_FILE, allow_empty=True) if DEFAULTS_FILE.exists() else {}
     where = "params/defaults.yaml"
+    path, profile_data = None, None
     if params_file is not None:
         path = Path(params_file)
         if not path.is_absolute() and not path.exists():
@@ -328,27 +414,45 @@ def load_config(params_file: str | Path | None = None, overrides: dict | None = 
         data = _merge(data, overrides)
         where = f"{where} + overrides"
     config = _build(RunConfig, _merge(RunConfig().to_dict(), data), "")
-    validate(config, where)
+    validate(config, where, Origins(path, profile_data, overrides))
     config.loaded_from = where  # for messages of checks made later (strategy names)
     return config
 
 
-def validate(config: RunConfig, where: str) -> None:
-    """What the types cannot say: relations between settings, and names defined elsewhere."""
+MIN_MAX_LENGTH = 8  # tokens per sentence: <s> and </s> take two of them
+
+
+def validate(config: RunConfig, where: str, origin=None) -> None:
+    """What the types cannot say: ranges, relations between settings, and names defined elsewhere.
+    `origin(key)` says where a key's value came from (`Origins`: ``--set ...`` or file and line)."""
+    origin = origin or (lambda key: where)
+
+    def refuse(key: str, value, rule: str, *, source: str | None = None) -> None:
+        raise NbforgetError(f"{key} is {value!r} (in {origin(source or key)}); {rule}")
+
     if len(config.languages) < 1:
-        raise NbforgetError(f"{where}: languages is empty; list at least one locale")
-    if len(set(config.languages)) != len(config.languages):
-        raise NbforgetError(f"{where}: languages has duplicates: {config.languages}")
+        raise NbforgetError(f"{where}: languages is empty; list at least one locale (in {origin('languages')})")
+    for index, locale in enumerate(config.languages):
+        if locale in config.languages[:index]:
+            first = config.languages.index(locale)
+            raise NbforgetError(
+                f"{where}: languages has duplicates: {locale!r} is languages[{first}] and languages[{index}] "
+                f"(in {origin('languages')}); list each locale once")
     for index, locale in enumerate(config.languages):
         try:
             get_language(locale)
         except NbforgetError as error:
-            raise NbforgetError(f"{error} (in {where}: languages[{index}])") from None
+            source = origin(f"languages[{index}]")
+            raise NbforgetError(f"{error} (in {where}: languages[{index}], from {source})") from None
+    for index, seed in enumerate(config.seeds):
+        if seed < 0:
+            refuse(f"seeds[{index}]", seed, "seeds are whole numbers from 0 (a run folder is named seed-N)")
     for index, order in enumerate(config.orders):
         try:
             resolve_order(order, config.languages)
         except NbforgetError as error:
-            raise NbforgetError(f"{error} (in {where}: orders[{index}])") from None
+            source = origin(f"orders[{index}]")
+            raise NbforgetError(f"{error} (in {where}: orders[{index}], from {source})") from None
     # Strategy names are checked against the registry by `nbforget.strategies.check_names`
     # (the registry sits above this layer and imports torch, which loading a config does not need).
     for strategy, orders in config.orders_by_strategy.items():
@@ -357,12 +461,75 @@ def validate(config: RunConfig, where: str) -> None:
                 resolve_order(order, config.languages)
             except NbforgetError as error:
                 raise NbforgetError(f"{error} (in {where}: orders_by_strategy.{strategy}[{index}])") from None
-    if config.train.epochs < 1 or config.train.batch_size < 1:
-        raise NbforgetError(f"{where}: train.epochs and train.batch_size must be at least 1")
-    if config.model.hidden_size % config.model.num_heads:
-        raise NbforgetError(f"{where}: model.hidden_size must be divisible by model.num_heads")
-    if not 0.0 < config.strategy.merge.density <= 1.0:
-        raise NbforgetError(f"{where}: strategy.merge.density must be in (0, 1]")
+    train, model, strategy = config.train, config.model, config.strategy
+    for name in ("epochs", "batch_size"):
+        if getattr(train, name) < 1:
+            refuse(f"train.{name}", getattr(train, name), "train.epochs and train.batch_size must be at least 1")
+    for name, value, rule in (
+            ("train.learning_rate", train.learning_rate, "learning rates must be greater than 0, e.g. 5e-05"),
+            ("train.lora_learning_rate", train.lora_learning_rate,
+             "learning rates must be greater than 0, e.g. 5e-06"),
+            ("model.pretrain_learning_rate", model.pretrain_learning_rate,
+             "learning rates must be greater than 0, e.g. 0.0005")):
+        if not value > 0:
+            refuse(name, value, rule)
+    if train.weight_decay < 0:
+        refuse("train.weight_decay", train.weight_decay, "it must be at least 0 (0: no weight decay)")
+    if not 0.0 <= train.warmup_ratio <= 1.0:
+        refuse("train.warmup_ratio", train.warmup_ratio, "it must be in [0, 1]: the share of steps spent warming up")
+    if train.patience < 1:
+        refuse("train.patience", train.patience, "it must be at least 1: the epochs without a better dev score "
+                                                 "after which training stops (raise train.epochs to train longer)")
+    if train.eval_batch_size < 1:
+        refuse("train.eval_batch_size", train.eval_batch_size, "it must be at least 1")
+    for name in ("max_train_examples", "max_eval_examples"):
+        value = getattr(train, name)
+        if value is not None and value < 1:
+            refuse(f"train.{name}", value, "it must be at least 1, or null for every example of the split")
+    if model.max_length < MIN_MAX_LENGTH:
+        refuse("model.max_length", model.max_length,
+               f"it must be at least {MIN_MAX_LENGTH}: it counts the tokens of a sentence, <s> and </s> included")
+    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size", "pretrain_batch_size"):
+        if getattr(model, name) < 1:
+            refuse(f"model.{name}", getattr(model, name), "it must be at least 1")
+    if model.hidden_size % model.num_heads:
+        raise NbforgetError(f"{where}: model.hidden_size must be divisible by model.num_heads "
+                            f"({model.hidden_size} by {model.num_heads}; in {origin('model.hidden_size')} "
+                            f"and {origin('model.num_heads')})")
+    lora = strategy.lora
+    if lora.rank < 1:
+        refuse("strategy.lora.rank", lora.rank, "the LoRA rank must be at least 1, e.g. 8")
+    if lora.alpha is not None and lora.alpha <= 0:
+        refuse("strategy.lora.alpha", lora.alpha, "it must be greater than 0, or null for alpha = rank")
+    if not 0.0 <= lora.dropout < 1.0:
+        refuse("strategy.lora.dropout", lora.dropout, "it must be in [0, 1)")
+    if not lora.target_modules:
+        refuse("strategy.lora.target_modules", lora.target_modules,
+               "list at least one module name, e.g. [query, key, value, dense]")
+    for name in ("bottom", "top"):
+        if getattr(strategy.freeze, name) < 0:
+            refuse(f"strategy.freeze.{name}", getattr(strategy.freeze, name), "it must be at least 0")
+    regularization = strategy.regularization
+    for name in ("l2_weight", "ewc_weight"):
+        if getattr(regularization, name) < 0:
+            refuse(f"strategy.regularization.{name}", getattr(regularization, name), "it must be at least 0")
+    if regularization.fisher_batches < 1:
+        refuse("strategy.regularization.fisher_batches", regularization.fisher_batches, "it must be at least 1")
+    if not 0.0 <= strategy.reversion.alpha <= 1.0:
+        refuse("strategy.reversion.alpha", strategy.reversion.alpha,
+               "it must be in [0, 1]: the share moved back toward the base weights (1 restores the base)")
+    for group, alpha in strategy.reversion.layer_alpha.items():
+        if not 0.0 <= alpha <= 1.0:
+            refuse(f"strategy.reversion.layer_alpha.{group}", alpha, "it must be in [0, 1]",
+                   source="strategy.reversion.layer_alpha")  # its keys hold dots (layer.0)
+    if not 0.0 < strategy.merge.density <= 1.0:
+        refuse("strategy.merge.density", strategy.merge.density,
+               "strategy.merge.density must be in (0, 1]: the share of each update's entries TIES keeps")
+    runs = config.runs_path
+    existing = next((folder for folder in (runs, *runs.parents) if folder.exists()), None)
+    if existing is not None and not existing.is_dir():
+        refuse("runs_dir", config.runs_dir, f"{existing} is a file, and runs_dir must be a folder (created when "
+                                             "missing): choose another path, e.g. --set runs_dir=runs")
     for name in ("num_cpus", "num_gpus"):
         if getattr(config.resources, name) < 0:
             raise NbforgetError(f"{where}: resources.{name} must be at least 0, got {getattr(config.resources, name)}")

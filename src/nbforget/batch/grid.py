@@ -41,6 +41,7 @@ from nbforget.batch.plan import BOOK_DIR, NOTEBOOKS_DIR, analysis_jobs, strategy
 from nbforget.config import RunConfig, display_path
 from nbforget.models import base_model_dir
 from nbforget.pages import notebook_config, resolve_params_file
+from nbforget.strategies import check_names
 
 ENGINES = ("local", "ray")  # where strategy notebooks run: here, or as Ray tasks (nbforget.batch.ray)
 
@@ -73,7 +74,7 @@ def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses
     book_dir = Path(book_dir) if book_dir is not None else BOOK_DIR
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
     params_path = resolve_params_file(params_file)
-    config = notebook_config(params_path, overrides)
+    config = check_names(notebook_config(params_path, overrides))  # a misspelt strategy: before any kernel
     parameter_path = display_path(params_path)
     ensure_kernelspec()
     started = time.perf_counter()

@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from nbforget import NbforgetError
+from nbforget.data.files import open_text
 from nbforget.data.types import SPLITS, TAGGING, Example, LanguageTask
 
 CHARACTER_SPLIT_LOCALES = ("ja-JP", "zh-CN", "zh-TW")
@@ -138,7 +139,7 @@ def read_massive_file(path: Path, locale: str) -> tuple[dict[str, list[Example]]
     by_character = locale in CHARACTER_SPLIT_LOCALES
     has_intents = False
     other_locales: set[str] = set()
-    with open(path, encoding="utf-8") as lines:
+    with open_text(path) as lines:  # a file that is not UTF-8 fails there, named
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

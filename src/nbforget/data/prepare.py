@@ -29,7 +29,8 @@ Preparing is idempotent: a file whose copy already has the source's size and sha
 copied again. Every copied file is re-read and checked against the source's sha256. The manifest
 is removed before the first file changes and written last (to a temporary file, then renamed), so
 a folder whose preparation was interrupted has no manifest and counts as not prepared.
-`verify_data` re-checks a prepared folder against its manifest.
+`verify_data` re-checks a prepared folder against its manifest; `check_prepared_files` checks the
+files a run is about to read (size always, sha256 of a file changed after the manifest was written).
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from nbforget import NbforgetError
+from nbforget.data.files import damaged_file
 from nbforget.languages import DATASETS
 
 MANIFEST = "MANIFEST.json"
@@ -102,7 +104,8 @@ def require_prepared(data_dir: Path | str) -> Path:
     else:
         problem = (f"the data folder {data_dir} is not prepared ({MANIFEST} is missing; an earlier "
                    "preparation may have been interrupted)")
-    raise NbforgetError(f"{problem}; run `nbforget data` (or `make data`) first")
+    raise NbforgetError(f"{problem}; run `nbforget data` (or `make data`) first, or point data_dir at a "
+                        "prepared folder")
 
 
 def raw_folder(data_dir: Path | str, dataset: str) -> Path:
@@ -179,6 +182,42 @@ def read_manifest(data_dir: Path | str) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
+
+
+# ----------------------------------------------------------------------------- checks on load
+
+_checked: dict[tuple[str, int, int], bool] = {}  # (file, size, mtime_ns) -> its sha256 matched the manifest
+
+
+def check_prepared_files(data_dir: Path | str, prefixes: tuple[str, ...]) -> None:
+    """Check the files of the manifest whose paths start with one of `prefixes` (relative to
+    `data_dir`, e.g. ``raw/sib200/tha_Thai/``) before they are read: each must exist and have its
+    recorded size, and a file changed after the manifest was written must have its sha256.
+    (A file cut short at a line boundary still parses, into fewer rows, so parsing cannot tell.)"""
+    data_dir = Path(data_dir)
+    require_prepared(data_dir)
+    manifest = read_manifest(data_dir)
+    if not manifest or not isinstance(manifest.get("files"), dict):
+        raise NbforgetError(f"{data_dir / MANIFEST} is unreadable; run `nbforget data` again")
+    written = (data_dir / MANIFEST).stat().st_mtime_ns
+    for relative, expected in manifest["files"].items():
+        if not relative.startswith(prefixes):
+            continue
+        path = data_dir / relative
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise damaged_file(path, f"is missing ({MANIFEST} lists it)") from None
+        if stat.st_size != expected["bytes"]:
+            raise damaged_file(path, f"has {stat.st_size} bytes where {MANIFEST} records {expected['bytes']} "
+                                     "(cut short or changed)")
+        if stat.st_mtime_ns > written:
+            key = (str(path), stat.st_size, stat.st_mtime_ns)
+            if key not in _checked:
+                _checked[key] = sha256_of(path) == expected["sha256"]
+            if not _checked[key]:
+                raise damaged_file(path, f"changed after `nbforget data` prepared it (its sha256 differs from "
+                                         f"{MANIFEST})")
 
 
 # ----------------------------------------------------------------------------- row counts

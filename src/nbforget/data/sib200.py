@@ -13,6 +13,7 @@ import csv
 from pathlib import Path
 
 from nbforget import NbforgetError
+from nbforget.data.files import open_text
 from nbforget.data.types import CLASSIFICATION, SPLITS, Example, LanguageTask
 
 COLUMNS = ["index_id", "category", "text"]
@@ -25,7 +26,7 @@ def available_sib200_languages(directory: Path | str) -> list[str]:
 
 def read_sib200_rows(path: Path) -> list[tuple[int, str, str, str]]:
     """``(line, index_id, category, text)`` rows of one split file, in file order."""
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open_text(path, newline="") as handle:  # a file that is not UTF-8 fails there, named
         reader = csv.reader(handle, delimiter="\t")
         header = next(reader, None)
         if header != COLUMNS:
@@ -55,7 +56,7 @@ def read_labels(folder: Path) -> tuple[str, ...]:
     path = folder / "labels.txt"
     if not path.is_file():
         raise NbforgetError(f"{path} is missing; rerun `nbforget data` to restore it")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = open_text(path).read().splitlines()
     return tuple(line.strip() for line in lines if line.strip())
 
 

@@ -28,7 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from nbforget import NbforgetError
-from nbforget.data.prepare import require_prepared
+from nbforget.data.files import damaged_file, open_text
+from nbforget.data.prepare import RAW, check_prepared_files, require_prepared
 from nbforget.languages import DATASETS, get_language, source_code
 
 TATOEBA_CODES = {"arb": "ara", "azj": "aze", "khk": "mon", "als": "sqi", "zho": "cmn"}
@@ -76,8 +77,7 @@ def tatoeba_sentences(folder: Path, iso3: str) -> list[str]:
     sentences = []
     for path in paths:
         if path.is_file():
-            with open(path, encoding="utf-8") as lines:
-                sentences.extend(line.strip() for line in lines if line.strip())
+            sentences.extend(line.strip() for line in open_text(path) if line.strip())
     return sentences
 
 
@@ -110,11 +110,13 @@ def evaluation_texts(raw: Path, locale: str, tasks=DATASETS) -> list[str]:
         except NbforgetError:
             path = None
         if path is not None:
-            with open(path, encoding="utf-8") as lines:
-                for line in lines:
+            for number, line in enumerate(open_text(path), start=1):
+                try:
                     row = json.loads(line) if line.strip() else {}
-                    if row.get("partition") in ("dev", "validation", "test", "MMNLU-22"):
-                        texts += [row.get("utt", ""), _plain(row.get("annot_utt", ""))]
+                except json.JSONDecodeError as error:
+                    raise damaged_file(f"{path}:{number}", f"is not a JSON object ({error.msg})") from None
+                if row.get("partition") in ("dev", "validation", "test", "MMNLU-22"):
+                    texts += [row.get("utt", ""), _plain(row.get("annot_utt", ""))]
     return texts
 
 
@@ -136,9 +138,15 @@ def pretraining_text(
     if unknown:
         raise NbforgetError(f"exclude_tasks names unknown task(s) {unknown}; known: {list(DATASETS)}")
     raw = require_prepared(data_dir)
-    texts: dict[str, list[str]] = {}
     for locale in locales:
         get_language(locale)  # unknown locales fail here, with the fix in the message
+    # every SIB-200 language's dev and test ids are read, and English takes every Tatoeba pair file
+    xsid_codes = [code for code in (_code("xsid", locale) for locale in locales) if code]
+    check_prepared_files(data_dir, (f"{RAW}/sib200/", f"{RAW}/tatoeba/",
+                                    *(f"{RAW}/xsid/{code}." for code in xsid_codes),
+                                    *(f"{RAW}/massive/{locale}.jsonl" for locale in locales)))
+    texts: dict[str, list[str]] = {}
+    for locale in locales:
         banned = {sentence_key(text) for text in evaluation_texts(raw, locale, exclude_tasks)}
         banned.discard("")
         candidates: list[str] = []

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from nbforget import NbforgetError
 from nbforget.data.massive import bio_labels
+from nbforget.data.files import open_text
 from nbforget.data.types import SPLITS, TAGGING, Example, LanguageTask
 
 STANDARD_DIALECT = "B"  # Bokmål in the Norwegian file
@@ -75,7 +76,7 @@ def read_conll(path: Path) -> list[Sentence]:
     """All sentences of one xSID file, in file order (no filtering)."""
     sentences: list[Sentence] = []
     current: Sentence | None = None
-    with open(path, encoding="utf-8") as lines:
+    with open_text(path) as lines:  # a file that is not UTF-8 fails there, named
         for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\r\n")
             if not line.strip():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -12,6 +13,7 @@ from nbforget.data.types import TAGGING
 def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 
+    _check_local_folder(source)
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=_offline())
     except OSError as error:
@@ -20,6 +22,44 @@ def load_tokenizer(source: str):
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _looks_like_a_path(source: str) -> bool:
+    """A local folder rather than a hub name (``xlm-roberta-base``, ``intfloat/multilingual-e5-base``)."""
+    return Path(source).expanduser().is_absolute() or source.startswith(("./", "../", "~")) or Path(source).exists()
+
+
+def _check_local_folder(source: str) -> None:
+    """A `source` that names a local folder must be a model folder (``save_pretrained``'s output)."""
+    if not _looks_like_a_path(source):
+        return
+    folder = Path(source).expanduser()
+    if not folder.exists():
+        raise NbforgetError(f"model.name {source!r}: the folder {folder} does not exist; give the path of a local "
+                            "model folder (one written by save_pretrained, with config.json), or a Hugging Face "
+                            "checkpoint name such as 'xlm-roberta-base'")
+    if not folder.is_dir():
+        raise NbforgetError(f"model.name {source!r}: {folder} is a file; give the model's folder (with config.json)")
+    if not (folder / "config.json").is_file():
+        raise NbforgetError(f"model.name {source!r}: the folder {folder} holds no config.json, so it is not a model "
+                            "folder; give the folder that save_pretrained wrote")
+
+
+def _unreadable_weights(source: str, error: Exception) -> NbforgetError:
+    """The base model's weights file is damaged (cut short, say): name it and how to get it back."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        files = sorted(folder.glob("*.safetensors")) or [folder]
+        where = ", ".join(str(file) for file in files)
+        if folder.name.startswith("tiny-") and (folder / "pretraining.json").is_file():  # built by nbforget
+            fix = f"delete the folder {folder}: a run with model.name tiny builds the tiny encoder again"
+        else:
+            fix = ("restore the folder from where it came (`nbforget models convert-e5 --overwrite` for "
+                   "e5-small)")
+    else:
+        where = f"the safetensors file of {source!r} in the Hugging Face cache"
+        fix = f"delete {source!r} from the cache (`huggingface-cli delete-cache`) and download it again"
+    return NbforgetError(f"model weights {where} cannot be read ({error}); {fix}")
 
 
 def _not_cached(source: str, error: Exception) -> NbforgetError:
@@ -35,13 +75,17 @@ def load_task_model(source: str, kind: str, num_labels: int, *, seed: int, freez
 
     The head is initialised from `seed`, so two calls with the same seed give identical models.
     """
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     auto = AutoModelForTokenClassification if kind == TAGGING else AutoModelForSequenceClassification
     torch.manual_seed(seed)
+    _check_local_folder(source)
     try:
         with _quiet_transformers():
             model = auto.from_pretrained(source, num_labels=num_labels, local_files_only=_offline())
+    except SafetensorError as error:
+        raise _unreadable_weights(source, error) from None
     except OSError as error:
         raise _not_cached(source, error) from None
     if freeze_embeddings:

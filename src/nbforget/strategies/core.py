@@ -2,6 +2,9 @@
 SHARED LoRA and NON-SHARED LoRA."""
 from __future__ import annotations
 
+import torch
+
+from nbforget import NbforgetError
 from nbforget.strategies.base import RunContext, Step, Strategy, register
 
 
@@ -73,6 +76,20 @@ def lora_config(context: RunContext):
     )
 
 
+def check_lora_targets(model, context: RunContext) -> None:
+    """Every name in ``strategy.lora.target_modules`` names modules of `model` (peft matches a name
+    against the last parts of module names, and ignores one that matches nothing)."""
+    names = [name for name, _ in model.named_modules()]
+    for index, target in enumerate(context.config.strategy.lora.target_modules):
+        if not any(name == target or name.endswith(f".{target}") for name in names):
+            linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                             if isinstance(module, torch.nn.Linear)})
+            raise NbforgetError(
+                f"strategy.lora.target_modules[{index}] is {target!r}, and no module of the model "
+                f"({context.base_source}) is named so; its linear layers are named {', '.join(linear)}: "
+                "e.g. --set 'strategy.lora.target_modules=[query,value]'")
+
+
 @register
 class SharedLora(Strategy):
     name = "shared_lora"
@@ -89,7 +106,9 @@ class SharedLora(Strategy):
     def initial_model(self):
         from peft import get_peft_model
 
-        return get_peft_model(self.context.new_model(), lora_config(self.context))
+        model = self.context.new_model()
+        check_lora_targets(model, self.context)
+        return get_peft_model(model, lora_config(self.context))
 
     def step_record(self, model, step: Step) -> dict:
         return lora_record(model, self.context)
@@ -132,6 +151,7 @@ class NonSharedLora(Strategy):
         from peft import PeftModel, get_peft_model
 
         if not isinstance(model, PeftModel):
+            check_lora_targets(model, self.context)
             return get_peft_model(model, lora_config(self.context), adapter_name=adapter_name(language))
         model.add_adapter(adapter_name(language), lora_config(self.context))
         return model
