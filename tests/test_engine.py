@@ -170,10 +170,11 @@ def test_resume_after_stop_matches_uninterrupted_run(quick_runs, quick_config, s
 @pytest.mark.slow
 def test_changed_config_does_not_resume_an_unfinished_run(quick_config):
     runs = quick_config().runs_path
-    run_strategy(quick_config(), "vanilla", progress=False, stop_after=1)
+    unfinished = run_strategy(quick_config(), "vanilla", progress=False, stop_after=1)
     changed = quick_config({"train": {"learning_rate": 0.002}}, runs_dir=runs)
-    with pytest.raises(NbforgetError, match="different config; delete that folder or use another runs_dir"):
-        run_strategy(changed, "vanilla", progress=False)
+    path = run_strategy(changed, "vanilla", progress=False)  # another setting: its own run, from the start
+    assert path != unfinished and (path / "status").read_text().strip() == "complete"
+    assert (unfinished / "status").read_text().strip() == "running"  # the unfinished run is left as it was
 
 
 @pytest.mark.slow
