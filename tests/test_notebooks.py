@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbforget.config import REPO_ROOT
+from nbforget.config import REPO_ROOT, load_config
 from nbforget.batch.grid import run_grid
 from nbforget.batch.notebooks import RUN_NOTEBOOK, Failure, load_source
 from nbforget import analysis, pages
@@ -222,7 +222,10 @@ class Grid:
         self.seconds = float("nan")
 
     def run_dir(self, strategy: str) -> Path:
-        return self.runs / "quick" / strategy / "order-1" / "seed-0"
+        from nbforget.strategies import run_store
+
+        config = load_config(QUICK, {"runs_dir": str(self.runs)})  # the grid's settings, as run identity sees them
+        return run_store(config, strategy, 1, 0).path
 
     def page(self, section: str, name: str) -> Path:
         return self.book / "generated" / section / f"{name}.ipynb"
