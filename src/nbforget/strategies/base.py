@@ -34,14 +34,6 @@ class RunContext:
     order: tuple[str, ...] = ()
     families: dict[str, str] = field(default_factory=dict)  # language -> family
 
-    @property
-    def kind(self) -> str:
-        return self.task.data_kind
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.task.labels
-
     def new_model(self):
         """The base encoder with a fresh head (initialised from the run's seed)."""
         model = self.task.new_model(self.base_source, seed=self.seed,
