@@ -285,7 +285,9 @@ def _overrides(runs: Path, strategies: list[str]) -> dict:
 
 
 def _run_dir(runs: Path, strategy: str) -> Path:
-    return runs / "quick" / strategy / "order-1" / "seed-0"
+    from nbforget.strategies import run_store
+
+    return run_store(load_config(QUICK, {"runs_dir": str(runs)}), strategy, 1, 0).path  # named by its identity
 
 
 def _scores(runs: Path, strategy: str) -> pd.DataFrame:
@@ -294,7 +296,7 @@ def _scores(runs: Path, strategy: str) -> pd.DataFrame:
 
 def _stored_config(runs: Path, strategy: str) -> dict:
     stored = yaml.safe_load((_run_dir(runs, strategy) / "config.yaml").read_text())
-    stored["config"].pop("runs_dir")
+    stored["config"].pop("runs_dir", None)  # run files record no runs_dir
     stored["config"].pop("strategies")
     return stored
 
