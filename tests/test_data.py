@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -30,6 +31,7 @@ from nbforget.data import (
 from nbforget.data import prepare as prepare_module
 from nbforget.data.text import sentence_key
 from nbforget.languages import LANGUAGES, locale_for
+from nbforget.scoring import massive_spans_to_bio, slot_f1
 
 MIRROR = Path(os.environ.get("NBFORGET_DATA_MIRROR")
               or Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -209,10 +211,48 @@ def test_manifest_records_hashes_and_row_counts(prepared):
         ("no slots here", "no slots here", "O O O"),
         ("send to [person : robert], now", "send to robert , now", "O O B-person O O"),
         ("at [time : 10 : 30]", "at 10 : 30", "O B-time I-time I-time"),
+        # adjacent slots of one type are one span (MASSIVE's convention); a word between splits them
+        ("in [place_name : tokyo] [place_name : japan]", "in tokyo japan", "O B-place_name I-place_name"),
+        ("[date : twenty fifth] [date : may]", "twenty fifth may", "B-date I-date I-date"),
+        ("[date : monday][date : may]", "monday may", "B-date I-date"),
+        ("[date : monday] or [date : may]", "monday or may", "B-date O B-date"),
+        ("[date : monday] [time : nine] [date : may]", "monday nine may", "B-date B-time B-date"),
     ],
 )
 def test_annotation_to_bio(annotation, words, tags):
     assert annotation_to_bio(annotation) == (words.split(), tags.split())
+
+
+SLOT = re.compile(r"\[([^\[\]]+?) : ([^\[\]]+)\]")
+
+
+def massive_words(annotation: str) -> list[tuple[str, str]]:
+    """``(word, slot name)`` per word (``Other`` outside slots), as MASSIVE's baseline labels words
+    (a bracket is a word boundary); written here without the loader's parser."""
+    words, position = [], 0
+    for match in SLOT.finditer(annotation):
+        words += [(word, "Other") for word in annotation[position:match.start()].split()]
+        words += [(word, match.group(1).strip()) for word in match.group(2).split()]
+        position = match.end()
+    return words + [(word, "Other") for word in annotation[position:].split()]
+
+
+def test_massive_gold_converted_by_massive_convention_scores_one_on_en_us_dev(prepared):
+    rows = [json.loads(line) for line in open(MIRROR / "massive" / "en-US.jsonl", encoding="utf-8")]
+    rows = [row for row in rows if row["partition"] == "dev"]
+    words = [massive_words(row["annot_utt"]) for row in rows]
+    dev = load_task("massive", "en-US", prepared).splits["dev"]
+    assert [example.words for example in dev] == [tuple(word for word, _ in row) for row in words]
+    predicted = [massive_spans_to_bio([name for _, name in row]) for row in words]
+    gold = [list(example.tags) for example in dev]
+    assert slot_f1(gold, predicted) == 1.0
+    assert gold == predicted
+    # the case occurs in the real rows (two brackets of one type, nothing between), so this can fail
+    adjacent = [row for row in rows if re.search(r"\[(\w+) : [^\]]*\] \[\1 :", row["annot_utt"])]
+    assert len(adjacent) >= 5
+    tokyo = next(example for row, example in zip(rows, dev)
+                 if row["annot_utt"] == "what time is it in [place_name : tokyo] [place_name : japan]")
+    assert tokyo.tags == ("O", "O", "O", "O", "O", "B-place_name", "I-place_name")
 
 
 def test_cjk_locales_split_into_characters_keeping_ascii_words(tmp_path):

@@ -11,7 +11,23 @@ Words and tags come from ``annot_utt``, where a slot is written ``[slot_name : w
                                         O    O  O  O  B-time I-time
 
 A slot's brackets are always word boundaries (``[person : robert],`` gives the words ``robert``
-and ``,``). For ``ja-JP``, ``zh-CN`` and ``zh-TW``, which MASSIVE writes without spaces between
+and ``,``).
+
+Adjacent slots of the same type are one span. MASSIVE's own baseline turns ``annot_utt`` into one
+slot name per word (``Other`` outside slots) and reads a run of identical consecutive slot names as
+one span (``convert_to_bio`` in alexa/massive ``src/massive/utils/training_utils.py``; the scorer
+here does the same, `nbforget.scoring.massive_spans_to_bio`). So two brackets of one type with no
+word between them give one span, ``B-`` then ``I-``::
+
+    in [place_name : tokyo] [place_name : japan]  ->  in tokyo        japan
+                                                      O  B-place_name I-place_name
+
+Slots of different types, or of one type with a word between them, stay separate spans. The word
+tags are therefore exactly the spans MASSIVE scores, and a prediction equal to MASSIVE's gold slot
+names scores slot F1 1.0 (reading each bracket as a span of its own would score such a
+prediction 0.993 on the en-US dev rows: 10 of their 2,033 rows have adjacent same-type slots).
+
+For ``ja-JP``, ``zh-CN`` and ``zh-TW``, which MASSIVE writes without spaces between
 words, every whitespace-separated chunk is split into characters, except chunks made only of ASCII
 characters (code-switched Latin words, numbers), which stay whole: the convention of MASSIVE's own
 data preparation. Zero-width characters are dropped there, as they are no words.
@@ -91,6 +107,8 @@ def annotation_to_bio(
 
     >>> annotation_to_bio("wake me up at [time : nine am]")
     (['wake', 'me', 'up', 'at', 'nine', 'am'], ['O', 'O', 'O', 'O', 'B-time', 'I-time'])
+    >>> annotation_to_bio("[date : friday] [date : may]")  # adjacent, same type: one span
+    (['friday', 'may'], ['B-date', 'I-date'])
     """
     words: list[str] = []
     tags: list[str] = []
@@ -102,7 +120,9 @@ def annotation_to_bio(
         if slot is None:
             tags.extend("O" for _ in segment_words)
         else:
-            tags.extend(("B-" if index == 0 else "I-") + slot
+            # a slot right after a slot of the same type continues its span (MASSIVE's convention)
+            continues = bool(tags) and tags[-1] != "O" and tags[-1][2:] == slot
+            tags.extend(("B-" if index == 0 and not continues else "I-") + slot
                         for index in range(len(segment_words)))
     return words, tags
 
