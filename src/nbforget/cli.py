@@ -78,9 +78,9 @@ def cmd_run(args) -> int:
     from nbforget.config import load_config
     from nbforget.engine import run_strategy
     from nbforget.languages import resolve_order
-    from nbforget.strategies import check_names, get_strategy
+    from nbforget.strategies import check_names, get_strategy, planned_runs
 
-    config = check_names(load_config(args.params, _overrides(args.set)))
+    config = load_config(args.params, _overrides(args.set))
     # the command line's own choices are checked before anything runs, each named as given
     for flag, value, check in (("--strategy", args.strategy, get_strategy),
                                ("--order", args.order, lambda text: resolve_order(_order(text), config.languages))):
@@ -93,13 +93,14 @@ def cmd_run(args) -> int:
         raise NbforgetError(f"--seed {args.seed}: seeds are whole numbers from 0 (a run folder is named seed-N), "
                             "e.g. --seed 1")
     strategies = [args.strategy] if args.strategy else config.strategies
-    orders = [_order(args.order)] if args.order else config.orders
-    seeds = [args.seed] if args.seed is not None else config.seeds
-    for strategy in strategies:
-        for order in orders:
-            for seed in seeds:
-                path = run_strategy(config, strategy, order=order, seed=seed, progress=not args.quiet)
-                print(f"{strategy} order {order} seed {seed}: {path}")
+    check_names(config, strategies)
+    # the runs the grid would make for these strategies: their sweep points and orders (orders_by_strategy)
+    runs = planned_runs(config, strategies, orders=[_order(args.order)] if args.order else None,
+                        seeds=[args.seed] if args.seed is not None else None)
+    for run in runs:
+        path = run_strategy(run.config, run.strategy, order=run.order, seed=run.seed, progress=not args.quiet)
+        swept = "".join(f", {key}={value}" for key, value in run.swept.items())
+        print(f"{run.strategy} order {run.order} seed {run.seed}{swept}: {path}")
     return 0
 
 
@@ -121,6 +122,17 @@ def _engine(args) -> dict:
 
 def cmd_grid(args) -> int:
     from nbforget.batch.grid import run_grid
+
+    if args.list:
+        from nbforget.batch.plan import run_list
+        from nbforget.pages import notebook_config, resolve_params_file
+
+        if args.engine != "local" or args.no_analyses or args.workers != 1:
+            raise NbforgetError("--list only lists the runs; it takes --params and --set, not --engine, "
+                                "--workers or --no-analyses")
+        _engine(args)  # --address and the other Ray flags are refused as for a grid
+        print(run_list(notebook_config(resolve_params_file(args.params), _overrides(args.set))))
+        return 0
 
     failed = run_grid(args.params, overrides=_overrides(args.set), analyses=not args.no_analyses,
                       workers=args.workers, progress=not args.quiet, **_engine(args))
@@ -221,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "completed step (default: 3)")
         if name == "grid":
             command.add_argument("--no-analyses", action="store_true", help="only the strategy notebooks")
+            command.add_argument("--list", action="store_true",
+                                 help="print every run the profile implies (strategy, order, seed, swept values, "
+                                      "status: complete, partial or missing, run folder) and run nothing")
         if name == "book":
             command.add_argument("--check", action="store_true",
                                  help="then open every page in headless Chromium: images load, math typesets, "

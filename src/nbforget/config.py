@@ -7,6 +7,16 @@ line or by a notebook. Unknown keys and bad values fail at load time with the fi
 A setting that takes one of a fixed set of values has a ``Literal`` type (`Bf16Setting`,
 `MergeMethod`, `DatasetName`, ...): that type is the one list of its values, and `_check_type`
 checks it at load, naming the key, the value, the choices and, for a near miss, the close one.
+
+Two sections hold overrides of the other settings rather than settings:
+
+- ``by_strategy``: a strategy's (or a group's: ``lora``, ``full``) own values of ``train``,
+  ``model`` and ``strategy`` settings, applied by `RunConfig.for_strategy` wherever a run is
+  resolved (`nbforget run`, `nbforget grid`, the strategy notebooks), so they are part of the
+  run's recorded config and identity. A setting given as an override (``--set``, a notebook's
+  ``overrides``, a sweep point) wins over them.
+- ``sweep``: named axes, each a mapping of dotted keys to lists of values (several keys of one
+  axis move in lockstep); the grid runs the product of the axes (`sweep_points`).
 """
 from __future__ import annotations
 
@@ -14,9 +24,13 @@ import copy
 import dataclasses
 import difflib
 import hashlib
+import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
@@ -154,6 +168,10 @@ class RunConfig:
         default_factory=lambda: {name: list(classes) for name, classes in VITALITY_BUCKETS.items()}
     )
     resources: ResourceSettings = field(default_factory=ResourceSettings)
+    # strategy name or group (lora, full) -> its own train/model/strategy settings (nested or dotted)
+    by_strategy: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # axis name -> {dotted key: [values]}; keys of one axis move in lockstep; axes form a product
+    sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
 
     # Settings of where a run executes, not of what it computes: left out of `to_dict` (so out of
     # a run's recorded config.yaml and of `digest`), so that a run resumes under other resources.
@@ -173,8 +191,10 @@ class RunConfig:
     # Settings that cannot change one run's result: where files live, which runs a grid or a study
     # holds (its strategies, orders and seeds; a run has its own), how analyses group languages,
     # and the profile's name (the run folder's parent already).
+    # `by_strategy` and `sweep` only say how a run's own settings are made: a run records and is
+    # named by the settings they produce, not by them.
     NOT_RESULT_FIELDS = ("profile", "runs_dir", "data_dir", "strategies", "orders", "orders_by_strategy", "seeds",
-                         "vitality_buckets")
+                         "vitality_buckets", "by_strategy", "sweep")
 
     def recorded(self) -> dict:
         """The config as a run folder records it: without where runs and data live (run files hold
@@ -194,6 +214,43 @@ class RunConfig:
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
+    @property
+    def explicit(self) -> frozenset[str]:
+        """Dotted keys given as overrides (``--set``, a notebook's overrides, a sweep point): they
+        win over `by_strategy`, and a swept key among them pins its axis."""
+        return getattr(self, "_explicit", frozenset())
+
+    def strategy_overrides(self, name: str, groups: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Dotted key -> value of what `by_strategy` gives strategy `name`: the entries of its
+        `groups` in turn, then its own entry (the more specific wins), less the explicit keys."""
+        applied: dict[str, Any] = {}
+        for entry in (*groups, name):
+            for key, value in leaf_settings(self.by_strategy.get(entry) or {}).items():
+                if not _pinned(key, self.explicit):
+                    applied[key] = value
+        return applied
+
+    def for_strategy(self, name: str, groups: tuple[str, ...] = ()) -> RunConfig:
+        """This config with the `by_strategy` settings of strategy `name` (a member of `groups`)
+        applied: the config its runs train with, record and are named by. Applying it again
+        changes nothing."""
+        applied = self.strategy_overrides(name, groups)
+        if not applied:
+            return self
+        data = dataclasses.asdict(self)
+        for key, value in applied.items():
+            data = _merge(data, nested_setting(key, value))
+        return _carry(self, _build(RunConfig, data, f"by_strategy.{name}"), self.explicit)
+
+    def with_overrides(self, overrides: dict) -> RunConfig:
+        """This config with `overrides` (nested) applied on top, as if they had been given at load
+        (they count as explicit). Values are assumed checked (a sweep's are, at load)."""
+        if not overrides:
+            return self
+        overrides = _normalize(overrides, "overrides")
+        config = _build(RunConfig, _merge(dataclasses.asdict(self), overrides), "overrides")
+        return _carry(self, config, self.explicit | explicit_keys(overrides))
+
     def resolve_path(self, value: str) -> Path:
         path = Path(value)
         return path if path.is_absolute() else REPO_ROOT / path
@@ -210,14 +267,195 @@ class RunConfig:
 def _merge(base: dict, update: dict) -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and out[key] and key not in _FREE_DICTS:
+        if (isinstance(value, dict) and isinstance(out.get(key), dict) and out[key] and key not in _FREE_DICTS
+                and not (key in _EMPTY_REPLACES and not value)):
             out[key] = _merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-_FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets", "orders_by_strategy"}  # user-keyed maps, replaced whole
+def merge_overrides(base: dict, update: dict) -> dict:
+    """Nested overrides `update` on top of `base`, merged the way configs merge."""
+    return _merge(base, update)
+
+
+# user-keyed maps, replaced whole (a sweep given as an override replaces the profile's sweep)
+_FREE_DICTS = {"layer_weights", "layer_alpha", "vitality_buckets", "orders_by_strategy", "sweep"}
+_EMPTY_REPLACES = {"by_strategy"}  # merged entry by entry, but `by_strategy: {}` clears it
+BY_STRATEGY_SECTIONS = ("train", "model", "strategy")  # what a strategy may set for itself
+# Top-level settings a sweep cannot vary, and why
+_NOT_SWEPT = {
+    "seeds": "every seed in `seeds:` is run already; list the seeds there",
+    "orders": "every order in `orders:` is run already; list the orders there",
+    "orders_by_strategy": "a strategy's orders are listed in `orders_by_strategy:`",
+    "strategies": "every strategy in `strategies:` is run already; list them there",
+    "by_strategy": "sweep the setting itself (e.g. train.epochs); an axis makes runs only of the strategies "
+                   "that read its settings",
+    "sweep": "a sweep cannot sweep itself",
+}
+
+
+def _pinned(key: str, explicit: frozenset[str]) -> bool:
+    """True when `key` or a setting inside it or around it was given explicitly."""
+    return any(key == other or other.startswith(key + ".") or key.startswith(other + ".") for other in explicit)
+
+
+def _carry(source: RunConfig, target: RunConfig, explicit: frozenset[str]) -> RunConfig:
+    """`target` with the load-time attributes of `source` (where it was loaded from) and `explicit`."""
+    if hasattr(source, "loaded_from"):
+        target.loaded_from = source.loaded_from
+    target._explicit = frozenset(explicit)
+    return target
+
+
+@lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def leaf_settings(data: dict, cls: type = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """Nested settings `data` as dotted key -> value, down to the fields of the config's
+    dataclasses (a map such as ``layer_alpha`` or a list is one value)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        hint = _hints(cls).get(key) if dataclasses.is_dataclass(cls) else None
+        name = f"{prefix}{key}"
+        if hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            out.update(leaf_settings(value, hint, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def nested_setting(key: str, value: Any) -> dict:
+    """``train.epochs``, 3 -> ``{"train": {"epochs": 3}}``."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def explicit_keys(overrides: dict) -> frozenset[str]:
+    """The dotted settings `overrides` gives (not its by_strategy and sweep sections)."""
+    return frozenset(key for key in leaf_settings({k: v for k, v in overrides.items()
+                                                  if k not in ("by_strategy", "sweep")}))
+
+
+def _nest_dotted(data: dict, cls: type = RunConfig) -> dict:
+    """Settings written with dotted keys (``train.epochs: 3``) as nested mappings; keys inside a
+    map of its own (``layer_alpha: {layer.0: 0.5}``) are left as they are."""
+    out: dict = {}
+    for key, value in data.items():
+        key = str(key)
+        first, _, rest = key.partition(".")
+        hint = _hints(cls).get(first)
+        if rest and hint is not None and dataclasses.is_dataclass(hint):
+            key, value = first, {rest: value}
+        hint = _hints(cls).get(key)
+        if hint is not None and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _nest_dotted(value, hint)
+        out = _merge(out, {key: value})
+    return out
+
+
+def setting_type(key: str, where: str) -> Any:
+    """The type of the setting at dotted `key`, or an error naming the part that is not a setting."""
+    cls: Any = RunConfig
+    parts = key.split(".")
+    for index, part in enumerate(parts):
+        if not dataclasses.is_dataclass(cls):
+            above = ".".join(parts[:index])
+            raise NbforgetError(f"{where}: {above} is one setting (a mapping or list of its own), so {key} is not "
+                                f"a setting; give whole values of {above}")
+        names = [item.name for item in dataclasses.fields(cls)]
+        if part not in names:
+            close = difflib.get_close_matches(part, names, n=1)
+            inside = ".".join(parts[:index]) or "the config"
+            hint = f"did you mean {close[0]!r}?" if close else f"{inside} has {', '.join(names)}"
+            raise NbforgetError(f"{where}: {key} is not a setting: {inside} has no {part!r}; {hint}")
+        cls = _hints(cls)[part]
+    return cls
+
+
+def _flatten_axis(data: dict, prefix: str = "") -> dict:
+    """A sweep axis written nested (``strategy: {lora: {rank: [4, 8]}}``, what ``--set
+    sweep.rank.strategy.lora.rank=[4,8]`` gives) or with dotted keys, as dotted key -> values."""
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten_axis(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _normalize(data: dict, where: str) -> dict:
+    """`data` (a profile or overrides) with its ``by_strategy`` entries nested and its ``sweep``
+    axes flattened to dotted keys; shapes that cannot be either are errors naming `where`."""
+    data = dict(data)
+    by_strategy = data.get("by_strategy")
+    if by_strategy is not None:
+        if not isinstance(by_strategy, dict):
+            raise NbforgetError(
+                f"{where}: by_strategy is {by_strategy!r}; it maps strategy names (or the groups lora and full) "
+                "to their own settings, e.g. by_strategy: {lora: {train: {epochs: 100, patience: 15}}}")
+        entries = {}
+        for name, entry in by_strategy.items():
+            if entry is None:
+                entries[str(name)] = None
+                continue
+            if not isinstance(entry, dict):
+                raise NbforgetError(
+                    f"{where}: by_strategy.{name} is {entry!r}; give a mapping of settings, e.g. "
+                    f"by_strategy: {{{name}: {{train: {{epochs: 100}}}}}}")
+            entry = _nest_dotted(entry)
+            for section in entry:
+                if section not in BY_STRATEGY_SECTIONS:
+                    if section in _hints(RunConfig):
+                        rule = (f"{section} is a setting of the whole profile"
+                                + (" (orders_by_strategy gives a strategy its own orders)" if section == "orders"
+                                   else ""))
+                    else:
+                        close = difflib.get_close_matches(str(section), BY_STRATEGY_SECTIONS, n=1)
+                        rule = f"did you mean {close[0]!r}?" if close else f"{section!r} is not a setting"
+                    raise NbforgetError(
+                        f"{where}: by_strategy.{name}.{section}: a strategy's own settings are in "
+                        f"{_or_list(BY_STRATEGY_SECTIONS)}; {rule}")
+            _build(RunConfig, _merge(RunConfig().to_dict(), entry), f"{where}: by_strategy.{name}")
+            typed: dict = {}  # values as the config holds them (``2e-4`` a number), for the run's record
+            for key, value in leaf_settings(entry).items():
+                place = f"{where}: by_strategy.{name}.{key}"
+                typed = _merge(typed, nested_setting(key, _check_type(value, setting_type(key, place), place)))
+            entries[str(name)] = typed
+        data["by_strategy"] = entries
+    sweep = data.get("sweep")
+    if sweep is not None:
+        example = "e.g. sweep: {rank: {strategy.lora.rank: [8, 16]}}"
+        if not isinstance(sweep, dict):
+            raise NbforgetError(f"{where}: sweep is {sweep!r}; it maps axis names to {{setting: [values]}}, {example}")
+        axes = {}
+        for axis, keys in sweep.items():
+            if not isinstance(keys, dict) or not keys:
+                raise NbforgetError(f"{where}: sweep.{axis} is {keys!r}; an axis maps one or more settings to "
+                                    f"lists of values, {example}")
+            axes[str(axis)] = _flatten_axis(keys)
+        data["sweep"] = axes
+    return data
+
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _exponent_number(value: Any) -> Decimal | None:
+    """A number written with an exponent and no dot or no exponent sign (``2e-4``, ``1E5``,
+    ``1.5e3``): YAML 1.1, which PyYAML reads, takes those for text. None for anything else."""
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:
+            return None
+    return None
 
 
 def _or_list(choices) -> str:
@@ -267,10 +505,15 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
             raise NbforgetError(f"{where}: expected a mapping, got {value!r}")
         return {str(k): _check_type(v, args[1], f"{where}.{k}") for k, v in value.items()} if args else value
     if hint is float:
+        if _exponent_number(value) is not None:
+            return float(_exponent_number(value))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise NbforgetError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if hint is int:
+        number = _exponent_number(value)
+        if number is not None and number == number.to_integral_value():
+            return int(number)
         if isinstance(value, bool) or not isinstance(value, int):
             raise NbforgetError(f"{where}: expected an integer, got {value!r}")
         return value
@@ -362,13 +605,22 @@ def _key_lines(path: Path) -> dict[str, int]:
 
 
 def _lookup(data: dict, key: str) -> tuple[bool, Any]:
-    """``(found, value)`` of the dotted `key` (list positions left out) in the nested mapping `data`."""
-    value: Any = data
-    for part in key.split("[")[0].split("."):
-        if not isinstance(value, dict) or part not in value:
+    """``(found, value)`` of the dotted `key` (list positions left out) in the nested mapping `data`,
+    whose keys may be dotted themselves (``sweep: {rank: {strategy.lora.rank: [...]}}``)."""
+    def walk(value: Any, parts: list[str]) -> tuple[bool, Any]:
+        if not parts:
+            return True, value
+        if not isinstance(value, dict):
             return False, None
-        value = value[part]
-    return True, value
+        for count in range(len(parts), 0, -1):
+            name = ".".join(parts[:count])
+            if name in value:
+                found, inner = walk(value[name], parts[count:])
+                if found:
+                    return found, inner
+        return False, None
+
+    return walk(data, key.split("[")[0].split("."))
 
 
 class Origins:
@@ -394,8 +646,12 @@ class Origins:
 
 
 def load_config(params_file: str | Path | None = None, overrides: dict | None = None) -> RunConfig:
-    """Defaults, then the params file (a profile), then overrides; validated into a RunConfig."""
+    """Defaults, then the params file (a profile), then overrides; validated into a RunConfig.
+
+    The overrides' settings are the config's `RunConfig.explicit` keys; every `by_strategy`
+    entry and every point of the `sweep` is checked here too, so a bad one fails at load."""
     data = _read_yaml(DEFAULTS_FILE, allow_empty=True) if DEFAULTS_FILE.exists() else {}
+    data = _normalize(data, display_path(DEFAULTS_FILE))
     where = "params/defaults.yaml"
     path, profile_data = None, None
     if params_file is not None:
@@ -403,20 +659,150 @@ def load_config(params_file: str | Path | None = None, overrides: dict | None = 
         if not path.is_absolute() and not path.exists():
             path = REPO_ROOT / path
         profile_data = _read_yaml(path)
-        _build(RunConfig, _merge(RunConfig().to_dict(), profile_data), str(path))  # name the file in errors
-        data = _merge(data, profile_data)
+        normalized = _normalize(profile_data, str(path))
+        _build(RunConfig, _merge(RunConfig().to_dict(), normalized), str(path))  # name the file in errors
+        data = _merge(data, normalized)
         data.setdefault("profile", path.stem)
         if "profile" not in profile_data:
             data["profile"] = path.stem
         where = str(path)
+    explicit: frozenset[str] = frozenset()
     if overrides:
-        _build(RunConfig, _merge(RunConfig().to_dict(), overrides), "overrides")
-        data = _merge(data, overrides)
+        normalized = _normalize(overrides, "overrides")
+        _build(RunConfig, _merge(RunConfig().to_dict(), normalized), "overrides")
+        data = _merge(data, normalized)
+        explicit = explicit_keys(normalized)
         where = f"{where} + overrides"
     config = _build(RunConfig, _merge(RunConfig().to_dict(), data), "")
-    validate(config, where, Origins(path, profile_data, overrides))
+    config._explicit = explicit
     config.loaded_from = where  # for messages of checks made later (strategy names)
+    origin = Origins(path, profile_data, overrides)
+    validate(config, where, origin)
+    _check_by_strategy(config, where, origin)
+    config.sweep = _check_sweep(config, where, origin)
     return config
+
+
+def _check_by_strategy(config: RunConfig, where: str, origin) -> None:
+    """Each `by_strategy` entry applied alone gives a valid config (ranges and relations; the
+    types were checked where the entry was read). Its names are checked against the registry by
+    `nbforget.strategies.check_names`."""
+    for name, entry in config.by_strategy.items():
+        applied = leaf_settings(entry or {})
+
+        def source(key: str, name=name, applied=applied) -> str:
+            return origin(f"by_strategy.{name}.{key}") if key in applied else origin(key)
+
+        try:
+            validate(config.for_strategy(name), where, source)
+        except NbforgetError as error:
+            raise NbforgetError(f"by_strategy.{name}: {error}") from None
+
+
+def sweep_axes(config: RunConfig) -> dict[str, dict[str, list]]:
+    """The axes of `config.sweep` that the grid expands: all but those with a setting given
+    explicitly (``--set strategy.lora.rank=8`` pins a rank axis to that value)."""
+    return {axis: keys for axis, keys in config.sweep.items()
+            if not any(_pinned(key, config.explicit) for key in keys)}
+
+
+def sweep_points(axes: dict[str, dict[str, list]]) -> list[dict[str, Any]]:
+    """Every point of the product of `axes` (the first axis varies slowest), each as dotted
+    key -> value; the settings of one axis move in lockstep. No axes: one empty point."""
+    choices = [[{key: values[index] for key, values in keys.items()} for index in range(len(next(iter(keys.values()))))]
+               for keys in axes.values()]
+    points = []
+    for combination in itertools.product(*choices):
+        point: dict[str, Any] = {}
+        for part in combination:
+            point.update(part)
+        points.append(point)
+    return points
+
+
+def point_overrides(point: dict[str, Any]) -> dict:
+    """A sweep point (dotted key -> value) as nested overrides."""
+    overrides: dict = {}
+    for key, value in point.items():
+        overrides = _merge(overrides, nested_setting(key, value))
+    return overrides
+
+
+def _shown(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def _check_sweep(config: RunConfig, where: str, origin) -> dict[str, dict[str, list]]:
+    """`config.sweep` with its values typed (``2e-4`` read as a number), or an error naming the
+    axis, the setting and the fix; every point of the product must give a valid config."""
+    typed: dict[str, dict[str, list]] = {}
+    axis_of: dict[str, str] = {}
+    for axis, keys in config.sweep.items():
+        typed[axis] = {}
+        for key, values in keys.items():
+            place = f"sweep.{axis}.{key}"
+            source = origin(place)
+            top = key.split(".")[0]
+            if top in _NOT_SWEPT:
+                raise NbforgetError(f"{place} (in {source}): {top} cannot be swept: {_NOT_SWEPT[top]}")
+            if top in RunConfig.NOT_RESULT_FIELDS or top in RunConfig.EXECUTION_FIELDS:
+                raise NbforgetError(
+                    f"{place} (in {source}): {top} cannot be swept: it does not change a run's result (it says "
+                    "where files live, what a run reserves, or how analyses group languages), so every point "
+                    "would be the same run; sweep a setting of model, train, strategy, dataset or languages")
+            hint = setting_type(key, f"{place} (in {source})")
+            if dataclasses.is_dataclass(hint):
+                names = ", ".join(item.name for item in dataclasses.fields(hint))
+                raise NbforgetError(f"{place} (in {source}): {key} is a section, not one setting; sweep settings "
+                                    f"of it ({names}), e.g. {key}.{dataclasses.fields(hint)[0].name}: [...]")
+            if key in axis_of:
+                raise NbforgetError(
+                    f"{place} (in {source}): {key} is swept by axis {axis_of[key]!r} already; sweep each setting on "
+                    "one axis (put settings that change together on the same axis)")
+            axis_of[key] = axis
+            if not isinstance(values, list) or not values:
+                each = " (each value a list itself)" if get_origin(hint) is list else ""
+                raise NbforgetError(
+                    f"{place} is {values!r} (in {source}); give the list of values to run{each}, e.g. "
+                    f"{key}: [{_shown(getattr_dotted(config, key))}, ...]")
+            checked = []
+            for index, value in enumerate(values):
+                try:
+                    checked.append(_check_type(value, hint, f"{place}[{index}]"))
+                except NbforgetError as error:
+                    raise NbforgetError(f"{error} (in {source}); fix that value of the sweep") from None
+            typed[axis][key] = checked
+        lengths = {key: len(values) for key, values in typed[axis].items()}
+        if len(set(lengths.values())) > 1:
+            counts = ", ".join(f"{key} has {count}" for key, count in lengths.items())
+            raise NbforgetError(
+                f"sweep.{axis} (in {origin(f'sweep.{axis}')}): the settings of one axis change in lockstep, so "
+                f"their lists must be equally long, but {counts} values; give each the same number, or put "
+                "them on separate axes to run every combination")
+        rows = list(zip(*typed[axis].values()))
+        for index, row in enumerate(rows):
+            if row in rows[:index]:
+                shown = ", ".join(f"{key}={_shown(value)}" for key, value in zip(typed[axis], row))
+                raise NbforgetError(f"sweep.{axis} (in {origin(f'sweep.{axis}')}) lists {shown} twice (positions "
+                                    f"{rows.index(row)} and {index}); list each value once")
+    for point in sweep_points(typed):
+        def source(key: str, point=point) -> str:
+            return origin(f"sweep.{axis_of[key]}.{key}") if key in point else origin(key)
+
+        try:
+            validate(config.with_overrides(point_overrides(point)), where, source)
+        except NbforgetError as error:
+            shown = ", ".join(f"{key}={_shown(value)}" for key, value in point.items())
+            raise NbforgetError(f"sweep point {shown}: {error}") from None
+    return typed
+
+
+def getattr_dotted(config: RunConfig, key: str) -> Any:
+    """The value of the dotted setting `key` of `config`."""
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 MIN_MAX_LENGTH = 8  # tokens per sentence: <s> and </s> take two of them

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from nbforget.config import RunConfig
+from nbforget.config import RunConfig, getattr_dotted
 from nbforget.evaluate import own_scores, score_records, score_row
 from nbforget.languages import get_language
 from nbforget.layers import encoder_weights, parameter_drift
 from nbforget.models import count_parameters, default_device, use_bf16
-from nbforget.strategies import RunContext, get_strategy, run_store
+from nbforget.strategies import RunContext, check_names, get_strategy, run_store, strategy_config, strategy_settings
 from nbforget.tasks import prepare
 from nbforget.train import language_seed, loop_settings, train_language
 
@@ -32,6 +32,7 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
     """
     order_spec = config.orders[0] if order is None else order
     seed = config.seeds[0] if seed is None else seed
+    config = strategy_config(check_names(config, sweep=False), strategy)  # its by_strategy settings applied
     store = run_store(config, strategy, order_spec, seed)
     with store.writer(announce=print if progress else (lambda message: None)):
         if store.status != "complete":
@@ -46,8 +47,13 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
     families = {language: get_language(language).family for language in config.languages}
     runner = get_strategy(strategy)(RunContext(config, prepared.task, prepared.base_source, seed, device, languages,
                                                families))
+    cls = get_strategy(strategy)
+    swept = {key: getattr_dotted(config, key) for keys in config.sweep.values() for key in keys if cls.reads(key)}
     store.start({"strategy": strategy, "order_spec": order_spec, "order": list(languages), "seed": seed,
-                 "config": config.recorded()})
+                 "config": config.recorded(),
+                 # the by_strategy settings this run took (already in its config), and its swept values
+                 **({"by_strategy": strategy_settings(config, strategy)} if strategy_settings(config, strategy) else {}),
+                 **({"swept": swept} if swept else {})})
     scoring = dict(batch_size=config.train.eval_batch_size, device=device, bf16=bf16)
     try:
         started, state = time.perf_counter(), store.progress()

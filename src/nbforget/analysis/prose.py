@@ -74,8 +74,10 @@ def describe_run(run: RunRecord) -> str:
     chance_text = (f"chance level (a uniform guess) is {chance:.3f}" if math.isfinite(chance) and chance > 0
                    else "there is no chance level for this score")
     steps = " → ".join(run.order)
+    swept = ("; sweep point " + ", ".join(f"`{key}` = {value}" for key, value in run.swept.items())
+             if run.swept else "")
     return (f"Profile `{config.get('profile', '?')}`: {DATASETS.get(dataset, dataset)}{cap_text}, "
-            f"model `{model}`. Order `{run.order_spec}`: {steps}; seed {run.seed}. "
+            f"model `{model}`. Order `{run.order_spec}`: {steps}; seed {run.seed}{swept}. "
             f"Every cell is the test {run.metric.replace('_', ' ')} of one language; the {chance_text}.")
 
 

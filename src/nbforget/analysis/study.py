@@ -1,7 +1,8 @@
 """Reading runs (never training): one run, every run of a profile, and a run's own metrics.
 
     load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
-    load_study(config) -> Study           every complete run of a profile, and what is missing
+    load_study(config) -> Study           every complete run of a profile (each sweep point's too), and
+                                          what is missing; `Study.runs_table()` has the swept values
     companion_runs(config, run)           other strategies' runs of the same order and seed
     run_summary(run), summary_table(...)  its metrics, recomputed from its scores
     distinct_parameters(run)              trainable parameters as the paper counts them
@@ -23,7 +24,7 @@ import pandas as pd
 from nbforget import NbforgetError, metrics
 from nbforget.config import RunConfig, display_path
 from nbforget.runs import base_scores, order_label, read_complete_run, run_status, score_matrix
-from nbforget.strategies import REGISTRY, run_store
+from nbforget.strategies import REGISTRY, planned_runs, run_store
 
 __all__ = [
     "RunRecord",
@@ -77,6 +78,7 @@ class RunRecord:
     result: dict
     drift: pd.DataFrame
     config: dict = field(default_factory=dict)
+    swept: dict = field(default_factory=dict)  # dotted key -> value of the sweep point it ran (if any)
 
     @property
     def metric(self) -> str:
@@ -123,7 +125,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
     return RunRecord(
         run_dir=folder, strategy=stored["strategy"], order_spec=order_label(stored["order_spec"]),
         seed=int(stored["seed"]), order=order, trained=trained, matrix=matrix, base=base,
-        result=result, drift=drift, config=stored.get("config", {}),
+        result=result, drift=drift, config=stored.get("config", {}), swept=dict(stored.get("swept") or {}),
     )
 
 
@@ -150,6 +152,24 @@ class Study:
 
     def of(self, strategy: str) -> list[RunRecord]:
         return [run for run in self.runs if run.strategy == strategy]
+
+    @property
+    def sweep_keys(self) -> list[str]:
+        """The settings the profile's sweep varies (dotted keys), in the order of its axes: the
+        columns of the swept values in `runs_table` and `nbforget.analysis.run_metrics`."""
+        return [key for keys in self.config.sweep.values() for key in keys]
+
+    def swept_values(self, run: RunRecord) -> dict:
+        """`run`'s value of each of `sweep_keys`; None where its strategy does not read that setting
+        (a rank axis says nothing of VANILLA's runs)."""
+        return {key: run.swept.get(key) for key in self.sweep_keys}
+
+    def runs_table(self) -> pd.DataFrame:
+        """One row per run: strategy, order, seed, the swept values (one column per swept setting,
+        see `sweep_keys`) and the run directory; pages group by the swept columns."""
+        rows = [{"strategy": run.strategy, "order": run.order_spec, "seed": run.seed, **self.swept_values(run),
+                 "run_dir": str(run.run_dir)} for run in self.runs]
+        return pd.DataFrame(rows, columns=["strategy", "order", "seed", *self.sweep_keys, "run_dir"])
 
     @property
     def metric(self) -> str | None:
@@ -184,33 +204,34 @@ class Study:
 def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) -> Study:
     """Every complete run of ``config``'s profile with its languages, orders and seeds.
 
-    Expected runs are ``strategies`` (default: the profile's list) x orders x seeds; complete runs
-    of other strategies with the same orders, seeds and languages are included too (a strategy run
-    with ``nbforget run`` shows up without being in the list). Runs of other languages under the
-    same profile name are ignored.
+    Expected runs are those `nbforget.strategies.planned_runs` plans for ``strategies`` (default:
+    the profile's list): their sweep points x orders x seeds, each record carrying its swept values
+    (``RunRecord.swept``; `Study.runs_table` has them as columns). Complete runs of other strategies
+    with the same orders, seeds and languages are included too (a strategy run with ``nbforget
+    run`` shows up without being in the list). Runs of other languages under the same profile name
+    are ignored.
     """
     expected = list(strategies) if strategies is not None else list(config.strategies)
     root = config.runs_path
     languages = set(config.languages)
     records: dict[Path, RunRecord] = {}
     missing = []
-    for strategy in expected:
-        for order in config.orders_for(strategy):
-            for seed in config.seeds:
-                store = run_store(config, strategy, order, seed)
-                if store.status == "complete":
-                    records[store.path] = load_run(store.path)
-                else:
-                    missing.append((strategy, order_label(order), seed))
+
+    def read(run) -> RunRecord:
+        record = load_run(run.store.path)
+        record.swept = dict(run.swept)
+        return record
+
+    for run in planned_runs(config, expected):
+        if run.store.status == "complete":
+            records[run.store.path] = read(run)
+        else:
+            missing.append((run.strategy, order_label(run.order), run.seed))
     others = sorted(folder.name for folder in (root / config.profile).glob("*") if folder.is_dir())
-    for strategy in others:
-        if strategy in expected or strategy not in REGISTRY:
-            continue
-        for order in config.orders:
-            for seed in config.seeds:
-                store = run_store(config, strategy, order, seed)  # this config's run of that strategy
-                if store.status == "complete":
-                    records[store.path] = load_run(store.path)
+    others = [strategy for strategy in others if strategy not in expected and strategy in REGISTRY]
+    for run in planned_runs(config, others, orders=config.orders):  # this config's runs of those strategies
+        if run.store.status == "complete":
+            records[run.store.path] = read(run)
     runs = [run for run in records.values() if set(run.order) == languages]
     return Study(config=config, runs=runs, missing=missing)
 

@@ -45,9 +45,10 @@ __all__ = [
 
 
 def run_metrics(study: Study) -> pd.DataFrame:
-    """One row per run of the study: `run_summary` plus the run directory."""
-    rows = [{**run_summary(run), "run_dir": str(run.run_dir)} for run in study.runs]
-    columns = ["strategy", "order", "seed", "final_average", "chance", "cbt", "cft", "forgetting",
+    """One row per run of the study: `run_summary`, the swept values (a column per setting the
+    profile's sweep varies, None where the run's strategy does not read it) and the run directory."""
+    rows = [{**run_summary(run), **study.swept_values(run), "run_dir": str(run.run_dir)} for run in study.runs]
+    columns = ["strategy", "order", "seed", *study.sweep_keys, "final_average", "chance", "cbt", "cft", "forgetting",
                "forgetting_max", "fwt", "params_per_step", "params_total", "params_distinct", "seconds",
                "run_dir"]
     return pd.DataFrame(rows, columns=columns)
@@ -55,7 +56,8 @@ def run_metrics(study: Study) -> pd.DataFrame:
 
 def _per_order(frame: pd.DataFrame, values: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
     """Average the seeds of each order: one row per (by..., order)."""
-    return frame.groupby(list(by) + ["order"], sort=False)[list(values)].mean().reset_index()
+    # dropna=False: a swept setting a strategy does not read is None, and its runs still count
+    return frame.groupby(list(by) + ["order"], sort=False, dropna=False)[list(values)].mean().reset_index()
 
 
 def summarize_over_orders(frame: pd.DataFrame, values: Sequence[str], *,
@@ -69,7 +71,7 @@ def summarize_over_orders(frame: pd.DataFrame, values: Sequence[str], *,
     values = list(values)
     per_order = _per_order(frame, values, by)
     rows = []
-    for key, group in per_order.groupby(list(by), sort=False):
+    for key, group in per_order.groupby(list(by), sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key))
         counts = []

@@ -1,14 +1,15 @@
-"""Batch execution of the notebooks: every strategy x order x seed of a profile, then the analyses.
+"""Batch execution of the notebooks: every run of a profile, then the analyses.
 
     run_grid(params_file, *, overrides=None, analyses=True, workers=1, progress=True,
              book_dir=BOOK_DIR, notebooks_dir=NOTEBOOKS_DIR, engine="local", address=None,
              shared_fs=None, max_retries=3) -> list[Failure]
 
-For each run, ``notebooks/strategies/<strategy>.py`` is converted in memory and executed with
-papermill, with the parameters ``params_file``, ``order``, ``seed``, ``overrides`` and
-``progress=False`` injected, into ``<run_dir>/notebook.ipynb``. The run of the profile's first
-order and seed is also the strategy's page in the book: ``<book_dir>/generated/strategies/
-<strategy>.ipynb``. Then every ``notebooks/analyses/*.py`` is executed into
+For each run (strategy x sweep point x order x seed, `nbforget.strategies.planned_runs`),
+``notebooks/strategies/<strategy>.py`` is converted in memory and executed with papermill, with
+the parameters ``params_file``, ``order``, ``seed``, ``overrides`` (the grid's, with the run's
+sweep point on top) and ``progress=False`` injected, into ``<run_dir>/notebook.ipynb``. A
+strategy's first run (first sweep point, order and seed) is also its page in the book:
+``<book_dir>/generated/strategies/<strategy>.ipynb``. Then every ``notebooks/analyses/*.py`` is executed into
 ``<book_dir>/generated/analyses/<name>.ipynb``; analyses only read runs.
 
 The runs of MULTI and VANILLA go first, since the other strategy pages draw them as references.
@@ -37,7 +38,7 @@ from pathlib import Path
 from nbforget import NbforgetError
 from nbforget.batch.local import execute_all
 from nbforget.batch.notebooks import Failure, ensure_kernelspec
-from nbforget.batch.plan import BOOK_DIR, NOTEBOOKS_DIR, analysis_jobs, strategy_jobs
+from nbforget.batch.plan import BOOK_DIR, NOTEBOOKS_DIR, analysis_jobs, base_model_configs, strategy_jobs
 from nbforget.config import RunConfig, display_path
 from nbforget.models import base_model_dir
 from nbforget.pages import notebook_config, resolve_params_file
@@ -81,7 +82,8 @@ def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses
     jobs, done, failures = strategy_jobs(config, parameter_path, overrides, book_dir=book_dir,
                                          notebooks_dir=notebooks_dir)
     if jobs and (workers > 1 or engine == "ray"):
-        _prepare_base_model(config, progress)
+        for model_config in base_model_configs(config):  # a sweep or by_strategy may change the model
+            _prepare_base_model(model_config, progress)
     if engine == "ray":
         from nbforget.batch.ray import execute_on_ray
 

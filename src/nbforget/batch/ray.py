@@ -354,8 +354,10 @@ def _existing(folder: Path) -> dict[str, bytes] | None:
 
 
 def _references(job: Job, config: RunConfig) -> dict[str, dict[str, bytes]]:
-    """Complete runs of the reference strategies of the job's order and seed (their small files)."""
+    """Complete runs of the reference strategies of the job's order, seed and sweep point (their
+    small files)."""
     run_dir = Path(job.output).parent
+    config = notebook_config(job.parameters["params_file"], job.parameters.get("overrides"))  # with its point
     found = {}
     for strategy in reference_strategies():
         folder = run_store(config, strategy, job.parameters["order"], job.parameters["seed"]).path

@@ -65,7 +65,10 @@ class Strategy:
       so their runs go first);
     - ``uses_lora``, ``keeps_checkpoint``; ``page_section``: which extra section its page shows;
     - ``settings``: the sections of ``config.strategy`` it reads, so that `run_identity` (what
-      names its run folder) holds every setting that can change its result and no other.
+      names its run folder) holds every setting that can change its result and no other
+      (`reads` says the same of one dotted key);
+    - `groups`: the groups of `STRATEGY_GROUPS` it belongs to (``lora`` or ``full``), whose
+      ``by_strategy`` entries apply to it before its own.
     """
 
     name: ClassVar[str] = ""
@@ -86,11 +89,38 @@ class Strategy:
         return cls.paper_name or cls.title.split(":")[0].strip() or cls.name
 
     @classmethod
+    def groups(cls) -> tuple[str, ...]:
+        """The `STRATEGY_GROUPS` it belongs to: ``lora`` when it trains LoRA adapters, else ``full``."""
+        return ("lora",) if cls.uses_lora else ("full",)
+
+    @classmethod
+    def resolve(cls, config: RunConfig) -> RunConfig:
+        """`config` with this strategy's ``by_strategy`` settings applied (its groups', then its own)."""
+        return config.for_strategy(cls.name, cls.groups())
+
+    @classmethod
+    def reads(cls, key: str) -> bool:
+        """Whether the dotted setting `key` can change this strategy's runs, i.e. is part of its
+        `run_identity`: a ``strategy`` section it lists in ``settings``, the learning rate it
+        trains with, and every other result setting."""
+        top, _, rest = key.partition(".")
+        if top in RunConfig.NOT_RESULT_FIELDS or top in RunConfig.EXECUTION_FIELDS:
+            return False
+        if top == "strategy":
+            return not rest or rest.split(".")[0] in cls.settings
+        if key == "train.learning_rate":
+            return not cls.uses_lora
+        if key == "train.lora_learning_rate":
+            return cls.uses_lora
+        return True
+
+    @classmethod
     def run_identity(cls, config: RunConfig, order, seed: int) -> dict:
         """Everything that can change this strategy's result on `order` and `seed`: the config's
-        result settings, with only the ``strategy`` sections it reads and only the learning rate it
-        trains with. Two requests with the same identity are the same run."""
-        settings = config.result_settings()
+        result settings (its ``by_strategy`` settings applied), with only the ``strategy`` sections
+        it reads and only the learning rate it trains with. Two requests with the same identity are
+        the same run."""
+        settings = cls.resolve(config).result_settings()
         settings["strategy"] = {name: value for name, value in settings["strategy"].items() if name in cls.settings}
         settings["train"].pop("learning_rate" if cls.uses_lora else "lora_learning_rate")
         return {"strategy": cls.name, "order": list(order), "seed": seed, "settings": settings}
@@ -181,9 +211,15 @@ class Strategy:
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
+# Names a ``by_strategy`` entry may give besides a strategy's: what `Strategy.groups` returns.
+STRATEGY_GROUPS = {
+    "lora": "the strategies that train LoRA adapters on a frozen model (uses_lora)",
+    "full": "the strategies that fine-tune the model's own weights (full fine-tuning)",
+}
+
 
 def register(cls: type[Strategy]) -> type[Strategy]:
-    if not cls.name or cls.name in REGISTRY:
-        raise ValueError(f"strategy name {cls.name!r} empty or registered twice")
+    if not cls.name or cls.name in REGISTRY or cls.name in STRATEGY_GROUPS:
+        raise ValueError(f"strategy name {cls.name!r} empty, registered twice or the name of a group")
     REGISTRY[cls.name] = cls
     return cls
