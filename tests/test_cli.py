@@ -65,6 +65,20 @@ def test_set_values_are_parsed_as_yaml_into_nested_settings():
     assert _overrides([]) == {} and _overrides(None) == {}
 
 
+def test_set_takes_numbers_written_with_an_exponent(capsys, tmp_path):
+    """`--set train.learning_rate=2e-4` (YAML 1.1 reads 2e-4 as text) sets the number."""
+    from nbforget.config import load_config
+
+    overrides = _overrides(["train.learning_rate=2e-4", "train.lora_learning_rate=1E-5"])
+    config = load_config(QUICK_PROFILE, overrides)
+    assert (config.train.learning_rate, config.train.lora_learning_rate) == (2e-4, 1e-5)
+    code, out, err = run(capsys, "grid", "--params", str(QUICK_PROFILE), "--list", "--set",
+                         "train.learning_rate=2e-4", "--set", f"runs_dir={tmp_path / 'runs'}")
+    assert code == 0 and err == "" and "vanilla" in out
+    code, _, err = run(capsys, "grid", "--params", str(QUICK_PROFILE), "--list", "--set", "train.learning_rate=2x-4")
+    assert code == 2 and "overrides.train.learning_rate: expected a number, got '2x-4'" in err
+
+
 def test_unknown_benchmark_lists_the_available_ones(capsys):
     code, _, err = run(capsys, "bench", "no_such_benchmark")
     assert code == 2 and "no benchmark 'no_such_benchmark'" in err and "train_throughput" in err

@@ -236,6 +236,30 @@ def test_integer_is_accepted_where_a_number_is_expected(tmp_path):
     assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
 
 
+@pytest.mark.parametrize("text, expected", [("2e-4", 2e-4), ("1E5", 1e5), ("1.5e-3", 1.5e-3), ("+3E+2", 300.0),
+                                            ("5.0e-05", 5e-5)])
+def test_numbers_with_an_exponent_are_numbers(tmp_path, text, expected):
+    """YAML 1.1 reads 2e-4 and 1E5 (no dot, or no sign after the e) as text; they are numbers."""
+    assert yaml.safe_load(f"x: {text}")["x"] in (text, expected)  # what PyYAML gives: text for most of them
+    config = load_config(write_profile(tmp_path, f"train:\n  learning_rate: {text}\n"))
+    assert config.train.learning_rate == expected and isinstance(config.train.learning_rate, float)
+    assert load_config(QUICK_PROFILE, {"train": {"lora_learning_rate": text}}).train.lora_learning_rate == expected
+    assert load_config(QUICK_PROFILE, {"strategy": {"regularization": {"layer_weights": {"head": text}}}}
+                       ).strategy.regularization.layer_weights == {"head": expected}
+
+
+def test_an_exponent_number_is_an_integer_where_one_is_expected_if_it_is_whole(tmp_path):
+    assert load_config(write_profile(tmp_path, "train:\n  max_train_examples: 1E3\n")).train.max_train_examples == 1000
+    message = error_of(write_profile(tmp_path, "train:\n  max_train_examples: 2.5e0\n"))
+    assert "train.max_train_examples: expected an integer, got '2.5e0'" in message
+    assert "expected a number, got 'fast'" in error_of(QUICK_PROFILE, {"train": {"learning_rate": "fast"}})
+
+
+def test_exponent_numbers_in_a_sweep_are_numbers():
+    config = load_config(QUICK_PROFILE, {"sweep": {"lr": {"train.learning_rate": ["1e-3", "2E-3"]}}})
+    assert config.sweep == {"lr": {"train.learning_rate": [0.001, 0.002]}}
+
+
 def test_unknown_locale_names_its_position(tmp_path):
     path = write_profile(tmp_path, "languages: [en-US, de-DE, xx-XX]\n")
     message = error_of(path)

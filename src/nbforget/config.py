@@ -171,7 +171,7 @@ class RunConfig:
     # strategy name or group (lora, full) -> its own train/model/strategy settings (nested or dotted)
     by_strategy: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # axis name -> {dotted key: [values]}; keys of one axis move in lockstep; axes form a product
-    sweep: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    sweep: dict[str, dict[str, Any]] = field(default_factory=dict)  # checked by `_check_sweep`
 
     # Settings of where a run executes, not of what it computes: left out of `to_dict` (so out of
     # a run's recorded config.yaml and of `digest`), so that a run resumes under other resources.
