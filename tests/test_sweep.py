@@ -83,8 +83,9 @@ def test_the_paper_profile_uses_the_papers_settings_per_group():
             assert (train.epochs, train.patience, train.lora_learning_rate) == (100, 15, 5e-6), name
         else:
             assert (train.epochs, train.patience, train.learning_rate) == (50, 5, 5e-5), name
-    assert config.sweep == {"rank": {"strategy.lora.rank": [32, 64, 256]}}
-    ranks = {name: [run.swept.get("strategy.lora.rank") for run in planned_runs(config, [name], orders=[1])]
+    assert config.strategy.lora.rank == 64 and config.sweep == {}
+    swept = load_config(PAPER_PROFILE, {"sweep": {"rank": {"strategy.lora.rank": [32, 64, 256]}}})  # its header's
+    ranks = {name: [run.swept.get("strategy.lora.rank") for run in planned_runs(swept, [name], orders=[1])]
              for name in config.strategies}
     assert ranks == {"multi": [None], "mono": [None], "vanilla": [None], "shared_lora": [32, 64, 256],
                      "nonshared_lora": [32, 64, 256]}
@@ -325,3 +326,26 @@ def test_the_study_has_a_column_per_swept_setting(quick_config):
     metrics = run_metrics(study)
     assert sorted(metrics["train.max_train_examples"]) == [16, 24]
     assert {run.swept["train.max_train_examples"] for run in study.runs} == {16, 24}
+
+
+def test_grid_jobs_give_each_notebook_its_point_and_the_notebook_finds_the_planned_run(tmp_path):
+    """A strategy notebook resolves its config from the job's parameters (`pages.notebook_config`):
+    it must name the very run folder the grid planned, by_strategy settings and sweep point included."""
+    from nbforget.batch.plan import NOTEBOOKS_DIR, strategy_jobs
+    from nbforget.pages import notebook_config
+
+    overrides = {"runs_dir": str(tmp_path / "runs"), "strategies": ["multi", "shared_lora"], "sweep": RANK_AND_DATA,
+                 "by_strategy": {"lora": {"train": {"epochs": 3}}}}
+    config = notebook_config(QUICK_PROFILE, overrides)
+    jobs, done, missing = strategy_jobs(config, str(QUICK_PROFILE), overrides, book_dir=tmp_path / "book",
+                                        notebooks_dir=NOTEBOOKS_DIR)
+    assert (done, missing) == (0, [])
+    assert [job.output.parent for job in jobs] == [run.store.path for run in planned_runs(config)]
+    for job in jobs:
+        strategy = job.source.stem
+        own = notebook_config(job.parameters["params_file"], job.parameters["overrides"])
+        assert run_store(own, strategy, job.parameters["order"], job.parameters["seed"]).path == job.output.parent
+        assert strategy_config(own, strategy).train.epochs == (3 if strategy == "shared_lora" else 2)
+    ranks = [job.parameters["overrides"].get("strategy", {}).get("lora", {}).get("rank") for job in jobs]
+    assert ranks == [None, None, 2, 2, 4, 4]
+    assert [bool(job.copies) for job in jobs] == [True, False, True, False, False, False]  # one page each
