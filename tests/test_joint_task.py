@@ -214,6 +214,23 @@ def test_lora_trains_the_intent_head_and_the_slot_head(quick_config):
     assert set(scores["metric"]) == {"slot_f1", "intent_accuracy", "exact_match"}
 
 
+@pytest.mark.slow
+def test_a_stopped_joint_run_resumes_to_the_uninterrupted_runs_scores(quick_config, tmp_path):
+    """Both heads are in the checkpoint: NON-SHARED LoRA (an adapter and both heads per language)
+    stopped after its first language and resumed scores as a run that never stopped."""
+    from nbforget.engine import run_strategy
+
+    whole = run_strategy(quick_config(JOINT, runs_dir=tmp_path / "whole"), "nonshared_lora", progress=False)
+    config = quick_config(JOINT, runs_dir=tmp_path / "stopped")
+    stopped = run_strategy(config, "nonshared_lora", progress=False, stop_after=1)
+    assert not (stopped / "result.json").exists()
+    assert run_strategy(config, "nonshared_lora", progress=False) == stopped
+    pd.testing.assert_frame_equal(pd.read_csv(stopped / "scores.csv"), pd.read_csv(whole / "scores.csv"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(stopped / "drift.csv"), pd.read_csv(whole / "drift.csv"),
+                                  check_exact=True)
+
+
 # test_learning.py's setting with more epochs (and a larger LoRA learning rate): 16 intents take
 # longer to learn from the first token of this small encoder than slots do (after 6 epochs it still
 # predicts the majority intent, a fifth of the test sentences)
