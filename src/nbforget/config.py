@@ -5,8 +5,9 @@ its differences from the defaults (``params/profiles/*.yaml``), and overrides gi
 line or by a notebook. Unknown keys and bad values fail at load time with the field named.
 
 A setting that takes one of a fixed set of values has a ``Literal`` type (`Bf16Setting`,
-`MergeMethod`, `DatasetName`, `TaskChoice`, ...): that type is the one list of its values, and `_check_type`
-checks it at load, naming the key, the value, the choices and, for a near miss, the close one.
+`MergeMethod`, `DatasetName`, `TaskChoice`, ...): that type is the one list of its values, and
+`_check_type` checks it at load, naming the key, the value, the choices and, for a near miss, the
+close one.
 """
 from __future__ import annotations
 

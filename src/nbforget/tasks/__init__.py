@@ -56,12 +56,12 @@ def task_for(choice: str, tasks: dict[str, LanguageTask], *, where: str = "the c
 def _intents(tasks: dict[str, LanguageTask], kind: str, where: str) -> tuple[str, ...]:
     """The intents of every sentence of every split, sorted; an error naming the data where one lacks it."""
     fix = "use a data set with intents (--set dataset=xsid, or massive with intents in its rows), or --set task=slots"
+    dataset = next(iter(tasks.values())).dataset
+    if kind != TAGGING:
+        raise NbforgetError(
+            f"task intent_slots (in {where}) trains intents and slots together, and {dataset} "
+            f"({TITLES.get(dataset, dataset)}) has one {kind} label per sentence, no slots or intents; {fix}")
     for language, data in tasks.items():
-        if kind != TAGGING:
-            raise NbforgetError(
-                f"task intent_slots (in {where}) trains intents and slots together, and {data.dataset} "
-                f"({TITLES.get(data.dataset, data.dataset)}) has one {kind} label per sentence, no slots or intents; "
-                f"{fix}")
         missing = {split: sum(example.label is None for example in data.splits[split]) for split in SPLITS}
         if any(missing.values()):
             counts = ", ".join(f"{count} of {len(data.splits[split])} {split}" for split, count in missing.items()
