@@ -208,7 +208,7 @@ def test_unknown_key_names_file_and_suggests_a_close_match(tmp_path):
 
 def test_unknown_top_level_key_without_close_match_lists_the_keys(tmp_path):
     message = error_of(write_profile(tmp_path, "zzzz: 1\n"))
-    assert "unknown key 'zzzz'" in message and "known keys: profile, dataset, languages" in message
+    assert "unknown key 'zzzz'" in message and "known keys: profile, dataset, task, languages" in message
 
 
 def test_unknown_key_in_overrides_names_overrides():

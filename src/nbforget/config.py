@@ -5,7 +5,7 @@ its differences from the defaults (``params/profiles/*.yaml``), and overrides gi
 line or by a notebook. Unknown keys and bad values fail at load time with the field named.
 
 A setting that takes one of a fixed set of values has a ``Literal`` type (`Bf16Setting`,
-`MergeMethod`, `DatasetName`, ...): that type is the one list of its values, and `_check_type`
+`MergeMethod`, `DatasetName`, `TaskChoice`, ...): that type is the one list of its values, and `_check_type`
 checks it at load, naming the key, the value, the choices and, for a near miss, the close one.
 
 Two sections hold overrides of the other settings rather than settings:
@@ -47,6 +47,10 @@ EwcMode = Literal["separate", "online"]  # one Fisher per language, or a decayed
 ReversionWhen = Literal["each", "end"]  # revert after each language, or once at the end
 MergeMethod = Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"]
 ExpertKind = Literal["language", "family"]  # what one expert is trained on
+# slots: the data set's own task, as in the core paper (slot filling on MASSIVE and xSID; SIB-200,
+# which has no slots, is topic classification); intent_slots: joint intent classification and slot
+# filling (MASSIVE's baseline), on data that carries intents (MASSIVE, xSID)
+TaskChoice = Literal["slots", "intent_slots"]
 
 
 def display_path(path: str | Path) -> str:
@@ -151,6 +155,7 @@ class ResourceSettings:
 class RunConfig:
     profile: str = "default"
     dataset: DatasetName = "sib200"
+    task: TaskChoice = "slots"
     languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
     orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
     orders_by_strategy: dict[str, list[Any]] = field(default_factory=dict)  # strategy -> its own orders

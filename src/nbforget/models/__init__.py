@@ -2,6 +2,7 @@
 
     base_model_dir(config, languages, data_dir)  the folder (or hub name) a run loads its encoder from
     load_tokenizer(source), load_task_model(source, kind, num_labels, seed=...)   (`hub`)
+    load_intent_slot_model(source, num_labels, num_intents, seed=...)  encoder, slot and intent heads (`hub`, `joint`)
     build_tiny(...)                              the tiny encoder (`tiny`)
     convert_e5_small(...), pruned_e5(...)        e5-small (`e5`)
     default_device(), use_bf16(...), fused_if_supported(...)   (`device`)
@@ -13,11 +14,11 @@ from pathlib import Path
 from nbforget import NbforgetError
 from nbforget.config import ModelConfig
 from nbforget.models.device import default_device, fused_if_supported, use_bf16
-from nbforget.models.hub import count_parameters, load_task_model, load_tokenizer
+from nbforget.models.hub import count_parameters, load_intent_slot_model, load_task_model, load_tokenizer
 from nbforget.models.tiny import build_tiny, train_tokenizer
 
 __all__ = ["base_model_dir", "build_tiny", "count_parameters", "default_device", "fused_if_supported",
-           "load_task_model", "load_tokenizer", "train_tokenizer", "use_bf16"]
+           "load_intent_slot_model", "load_task_model", "load_tokenizer", "train_tokenizer", "use_bf16"]
 
 
 def base_model_dir(config: ModelConfig, languages: list[str], data_dir: Path, *, dataset: str = "sib200",

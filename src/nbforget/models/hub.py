@@ -94,6 +94,19 @@ def load_task_model(source: str, kind: str, num_labels: int, *, seed: int, freez
     return model
 
 
+def load_intent_slot_model(source: str, num_labels: int, num_intents: int, *, seed: int,
+                           freeze_embeddings: bool = False):
+    """Encoder from `source` with a fresh slot head and a fresh intent head (`IntentSlotModel`).
+
+    The encoder and slot head are those `load_task_model` gives for tagging with the same `seed`;
+    the intent head is initialised after them, from the same seeded generator.
+    """
+    from nbforget.models.joint import IntentSlotModel
+
+    tagger = load_task_model(source, TAGGING, num_labels, seed=seed, freeze_embeddings=freeze_embeddings)
+    return IntentSlotModel(tagger, num_intents)
+
+
 class _quiet_transformers:
     """Silence the load report (a fresh head is expected to be missing from an encoder checkpoint)."""
 

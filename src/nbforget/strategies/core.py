@@ -73,6 +73,7 @@ def lora_config(context: RunContext):
         lora_alpha=settings.alpha if settings.alpha is not None else settings.rank,
         lora_dropout=settings.dropout,
         target_modules=list(settings.target_modules),
+        modules_to_save=list(context.task.peft_modules_to_save) or None,  # None: peft's default heads
     )
 
 

@@ -1,8 +1,14 @@
 """Tasks the engine runs, their registry, and the data of a config loaded and encoded once.
 
     TASKS                       task name -> `Task` class
-    task_for_data(kind, labels) the task that trains on data of this `LanguageTask.kind`
+    task_for_data(kind, labels) the task that trains on data of this `LanguageTask.kind` by itself
+    task_for(choice, tasks)     the task of the config's ``task`` (`nbforget.config.TaskChoice`) on this data
     prepare(config) -> Prepared every language's splits, tokenized once, the task and base model
+
+The config's ``task`` chooses: ``slots`` (the default, the core paper's setup) trains the data set's
+own task, `task_for_data`: slot filling on MASSIVE and xSID, topic classification on SIB-200;
+``intent_slots`` trains `IntentSlotFilling`, intent and slots jointly, on data whose every sentence
+carries an intent (xSID; MASSIVE where its rows have intents).
 
 A new task is a `Task` subclass in its own module, registered in `TASKS`; the engine, the
 strategies and the metrics need no change.
@@ -14,24 +20,59 @@ from dataclasses import dataclass
 
 from nbforget import NbforgetError
 from nbforget.config import RunConfig
-from nbforget.data import load_task, require_nonempty
-from nbforget.data.types import CLASSIFICATION, Example, LanguageTask
+from nbforget.data import TITLES, load_task, require_nonempty
+from nbforget.data.types import CLASSIFICATION, SPLITS, TAGGING, Example, LanguageTask
 from nbforget.encoding import Encoded
 from nbforget.models import base_model_dir, load_tokenizer
 from nbforget.tasks.base import Task
 from nbforget.tasks.classification import SentenceClassification
+from nbforget.tasks.joint import IntentSlotFilling
 from nbforget.tasks.tagging import SlotFilling
 
-__all__ = ["TASKS", "Prepared", "Task", "concat", "prepare", "task_for_data"]
+__all__ = ["TASKS", "IntentSlotFilling", "Prepared", "Task", "concat", "prepare", "task_for", "task_for_data"]
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SlotFilling, SentenceClassification)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SlotFilling, SentenceClassification, IntentSlotFilling)}
 
 
 def task_for_data(kind: str, labels: tuple[str, ...]) -> Task:
-    for cls in TASKS.values():
+    """The task data of this kind trains on by itself (the config's ``task: slots``)."""
+    for cls in (SlotFilling, SentenceClassification):
         if cls.data_kind == kind:
             return cls(labels)
     raise NbforgetError(f"no task trains on data of kind {kind!r}; tasks: {', '.join(TASKS)}")
+
+
+def task_for(choice: str, tasks: dict[str, LanguageTask], *, where: str = "the config") -> Task:
+    """The task of the config's ``task`` setting on the loaded `tasks` (language -> data)."""
+    kind = {data.kind for data in tasks.values()}.pop()
+    labels = _union_labels(tasks.values(), kind)
+    if choice == "slots":
+        return task_for_data(kind, labels)
+    if choice != IntentSlotFilling.name:
+        raise NbforgetError(f"task is {choice!r} (in {where}); expected slots or {IntentSlotFilling.name}")
+    return IntentSlotFilling(labels, _intents(tasks, kind, where))
+
+
+def _intents(tasks: dict[str, LanguageTask], kind: str, where: str) -> tuple[str, ...]:
+    """The intents of every sentence of every split, sorted; an error naming the data where one lacks it."""
+    fix = "use a data set with intents (--set dataset=xsid, or massive with intents in its rows), or --set task=slots"
+    dataset = next(iter(tasks.values())).dataset
+    if kind != TAGGING:
+        raise NbforgetError(
+            f"task intent_slots (in {where}) trains intents and slots together, and {dataset} "
+            f"({TITLES.get(dataset, dataset)}) has one {kind} label per sentence, no slots or intents; {fix}")
+    for language, data in tasks.items():
+        missing = {split: sum(example.label is None for example in data.splits[split]) for split in SPLITS}
+        if any(missing.values()):
+            counts = ", ".join(f"{count} of {len(data.splits[split])} {split}" for split, count in missing.items()
+                               if count)
+            file = f" (in {data.notes['file']})" if "file" in data.notes else ""
+            raise NbforgetError(
+                f"task intent_slots (in {where}) needs an intent on every sentence, and {data.dataset}/{language} "
+                f"has sentences without one: {counts}{file}; choose languages whose rows carry an 'intent', or "
+                f"{fix}")
+    return tuple(sorted({example.label for data in tasks.values() for split in data.splits.values()
+                         for example in split}))
 
 
 @dataclass
@@ -65,7 +106,8 @@ _PREPARED: dict[str, Prepared] = {}
 
 
 def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
-    key = hashlib.sha256(repr((config.dataset, config.languages, config.model, config.train.max_train_examples,
+    key = hashlib.sha256(repr((config.dataset, config.task, config.languages, config.model,
+                               config.train.max_train_examples,
                                config.train.max_eval_examples, str(config.data_path))).encode()).hexdigest()
     if key in _PREPARED:
         return _PREPARED[key]
@@ -74,8 +116,7 @@ def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
         data = load_task(config.dataset, language, config.data_path)
         require_nonempty(data, ("train", "test"))
         tasks[language] = _limit(data, config.train.max_train_examples, config.train.max_eval_examples)
-    kind = {data.kind for data in tasks.values()}.pop()
-    task = task_for_data(kind, _union_labels(tasks.values(), kind))
+    task = task_for(config.task, tasks, where=getattr(config, "loaded_from", "the config"))
     source = base_model_dir(config.model, list(config.languages), config.data_path, dataset=config.dataset,
                             progress=progress)
     tokenizer = load_tokenizer(source)

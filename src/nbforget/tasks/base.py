@@ -24,6 +24,9 @@ class Task:
     primary_metric: ClassVar[str] = ""
     higher_is_better: ClassVar[bool] = True
     peft_task_type: ClassVar[str] = ""  # peft's TaskType name for LoRA adapters on this task's model
+    # modules LoRA strategies train in full beside the adapters (the heads); empty: peft's default for
+    # `peft_task_type` (``classifier`` and ``score``)
+    peft_modules_to_save: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, labels: tuple[str, ...]) -> None:
         self.labels = tuple(labels)
@@ -54,15 +57,26 @@ class Task:
         return self.score_predictions(data.gold, predicted)
 
 
-@torch.no_grad()
 def batched_logits(task: Task, model, data: Encoded, *, batch_size: int, pad_id: int, device, bf16: bool):
     """Yield ``(indices, labels, logits)`` over `data` in length-sorted batches (little padding)."""
+    for indices, labels, outputs in batched_outputs(task, model, data, ("logits",), batch_size=batch_size,
+                                                    pad_id=pad_id, device=device, bf16=bf16):
+        yield indices, labels, outputs["logits"]
+
+
+@torch.no_grad()
+def batched_outputs(task: Task, model, data: Encoded, fields: tuple[str, ...], *, batch_size: int, pad_id: int,
+                    device, bf16: bool):
+    """Yield ``(indices, labels, {field: tensor})`` over `data` in length-sorted batches: the model
+    outputs named in `fields` (``logits``, say), as float32 on the CPU. ``labels`` is the batch's
+    ``labels``; every target (a batch key ending in ``labels``) is kept from the model."""
     model.eval()
     order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size]
         batch = task.collate(data, indices, pad_id=pad_id)
         labels = batch.pop("labels")
+        inputs = {k: v.to(device) for k, v in batch.items() if not k.endswith("labels")}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
-        yield indices, labels, logits.float().cpu()
+            output = model(**inputs)
+        yield indices, labels, {field: getattr(output, field).float().cpu() for field in fields}
