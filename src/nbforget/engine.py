@@ -4,8 +4,8 @@
 a complete run is returned as it is, an incomplete one resumes from its last completed step.
 Every step: the strategy's ``before_language`` hook, the one training loop (`nbforget.train`)
 on the step's data with the strategy's ``extra_loss``, ``after_language``, then a row of the score
-matrix (`nbforget.evaluate`: every language of the order, then every held-out language, which is
-scored before training and after every step and never trained), per-layer drift (`nbforget.layers`), and one commit to the run folder.
+matrix (`nbforget.evaluate`; held-out languages last, never trained), per-layer drift
+(`nbforget.layers`), and one commit to the run folder.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
 
 def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progress: bool, stop_after) -> None:
     languages, held_out = tuple(store.identity["order"]), tuple(config.held_out_languages)
-    evaluated = languages + held_out  # the score matrix's columns: the order, then the held-out languages
+    evaluated = languages + held_out  # the score matrix's columns
     prepared, device = prepare(config, progress=progress), default_device()
     bf16, splits = use_bf16(config.train.bf16, device), ["test", "dev"] if config.train.evaluate_dev else ["test"]
     families = {language: get_language(language).family for language in evaluated}
@@ -95,9 +95,8 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
         execution = {"bf16": bf16, "device": str(device), "torch_threads": torch.get_num_threads()}
         store.finish(store.result_record(
             strategy=strategy, profile=config.profile, order=list(languages), held_out=list(held_out), seed=seed,
-            execution=execution,
-            metric=prepared.task.primary_metric, chance=prepared.chance, started=started, data_dir=config.data_path,
-            base_model=prepared.base_source))
+            execution=execution, metric=prepared.task.primary_metric, chance=prepared.chance, started=started,
+            data_dir=config.data_path, base_model=prepared.base_source))
     except Exception as error:  # recorded, then raised: completed steps stay and resume
         store.fail(error)
         raise
