@@ -252,11 +252,11 @@ def test_distinct_parameters_count_the_copies_the_strategy_keeps(strategy, exper
 
 
 def test_analysis_modules_import_only_downward_and_at_the_top():
-    """paper < study < tables < prose < groups < versus_paper; nothing from batch/, publish/, pages
-    or cli; plots does not depend on analysis."""
+    """paper < study < tables < prose < held_out < groups < versus_paper; nothing from batch/, publish/,
+    pages or cli; plots does not depend on analysis."""
     import ast
 
-    layers = ["paper", "study", "tables", "prose", "groups", "versus_paper"]
+    layers = ["paper", "study", "tables", "prose", "held_out", "groups", "versus_paper"]
     folder = REPO_ROOT / "src" / "nbforget" / "analysis"
     assert sorted(path.stem for path in folder.glob("*.py")) == sorted(layers + ["__init__"])
     for index, layer in enumerate(layers):

@@ -27,6 +27,7 @@ from nbforget.runs import run_status
 from conftest import QUICK_PROFILE, make_quick_config
 
 QUICK = str(QUICK_PROFILE)
+MASSIVE_TH = str(REPO_ROOT / "params" / "profiles" / "massive-th.yaml")  # th-TH trained, en-US held out
 DATA = REPO_ROOT / "data"
 QUICK_SIB200 = ("eng_Latn", "rus_Cyrl", "tha_Thai")  # the quick profile's languages in SIB-200
 
@@ -240,6 +241,18 @@ CASES = [
             "list each locale once"),
     setting("languages", "[]", "languages is empty", "at least one locale"),
     setting("seeds", "[-1]", "seeds[0] is -1", "--set seeds=[-1]", "from 0"),
+    setting("held_out_languages", "[th-TH]", "held_out_languages[0] is 'th-TH'", "also languages[2]",
+            "--set held_out_languages=[th-TH]", "drop th-TH from held_out_languages", subprocess=True),
+    setting("held_out_languages", "[xx-XX]", "unknown locale 'xx-XX'", "held_out_languages[0]",
+            "--set held_out_languages=[xx-XX]", subprocess=True),
+    setting("held_out_languages", "[de-DE,de-DE]", "held_out_languages has duplicates", "'de-DE'",
+            "list each locale once"),
+    setting("held_out_languages", "[de-BA]", "'de-BA'", "not in data set 'sib200'", "held_out_languages[0]",
+            "drop it from held_out_languages"),
+    Case("held-out-language-without-data",
+         lambda place: place.run_args("--set", "held_out_languages=[de-DE]", params=MASSIVE_TH),
+         ("held-out language 'de-DE'", "held_out_languages[0]", "no MASSIVE file for locale 'de-DE'",
+          "drop it from held_out_languages"), subprocess=True),
     setting("model.name", "/no/such/folder", "'/no/such/folder'", "does not exist", "local model folder",
             subprocess=True),
     Case("model-folder-without-config", _model_folder_without_config, ("not-a-model", "no config.json")),

@@ -146,6 +146,29 @@ analysis.claim_table(checks)
 # %% tags=["hide-input"]
 Markdown(analysis.claims_summary(checks, pattern="pattern of results"))
 
+# %% [markdown] tags=["held-out"]
+# ## 7. Held-out languages
+#
+# Languages the profile holds out (`held_out_languages`) are scored before training and after
+# every step and never trained: their scores are zero-shot transfer from the trained languages,
+# which none of the sections above reads. Per strategy, with 95% intervals over orders and each
+# value a mean over the held-out languages: the final score, its *change* against the base model
+# (fresh head, before any fine-tuning) and its *erosion*, the final score minus the best one after
+# any step (never positive). The curve is their mean score after each language learned. The book
+# shows this section only when the profile holds out a language.
+
+# %% tags=["held-out"]
+table = analysis.held_out_table(study)
+table.round(3) if not table.empty else Markdown("No complete run holds out a language.")
+
+# %% tags=["held-out"] mystnb={"figure": {"caption": "Mean score over the held-out languages (never trained), per strategy, after each language learned.", "name": "overview-held-out"}}
+curves = analysis.held_out_over_time(study)
+(plots.plot_average_over_time(curves, chance=study.chance, value_label="mean score over the held-out\nlanguages (never trained)")
+ if not curves.empty else plots.message_figure("no complete run holds out a language"))
+
+# %% tags=["held-out", "hide-input"]
+Markdown(analysis.held_out_text(study))
+
 # %% [markdown]
 # ## Versions
 #

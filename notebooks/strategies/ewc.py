@@ -96,6 +96,24 @@ pages.fisher_mass_figure(run, references)
 # %% tags=["hide-input"]
 display(Markdown(pages.fisher_mass_text(run, references)))
 
+# %% [markdown] tags=["held-out"]
+# ## 7. Held-out languages
+#
+# Languages the profile holds out (`held_out_languages`): scored before training and after every
+# step, never trained, so each of their cells is zero-shot transfer from the languages trained so
+# far. *Change* is the final score minus the base model's, *erosion* the final score minus the best
+# one after any step (never positive). The book shows this section only when the profile holds out
+# a language.
+
+# %% tags=["held-out"]
+pages.held_out_table(run, references)
+
+# %% tags=["held-out"] mystnb={"figure": {"caption": "Score of each held-out language (never trained) before training and after each language (EWC).", "name": "ewc-held-out"}}
+pages.held_out_figure(run, references)
+
+# %% tags=["held-out", "hide-input"]
+display(Markdown(pages.held_out_text(run, references)))
+
 # %% [markdown]
 # ## Versions
 #

@@ -36,7 +36,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from nbforget import NbforgetError
-from nbforget.languages import VITALITY_BUCKETS, DatasetName, JoshiClass, get_language, resolve_order
+from nbforget.languages import (VITALITY_BUCKETS, DatasetName, JoshiClass, get_language, resolve_order,
+                                source_code)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = REPO_ROOT / "params"
@@ -157,6 +158,7 @@ class RunConfig:
     dataset: DatasetName = "sib200"
     task: TaskChoice = "slots"
     languages: list[str] = field(default_factory=lambda: ["en-US", "de-DE", "th-TH"])
+    held_out_languages: list[str] = field(default_factory=list)  # scored at every step, never trained
     orders: list[Any] = field(default_factory=lambda: [1])  # paper order numbers, "random:SEED", or lists
     orders_by_strategy: dict[str, list[Any]] = field(default_factory=dict)  # strategy -> its own orders
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -210,11 +212,24 @@ class RunConfig:
         return data
 
     def result_settings(self) -> dict:
-        """The settings that can change a run's result (see `Strategy.run_identity`)."""
+        """The settings that can change a run's result (see `Strategy.run_identity`). An empty
+        ``held_out_languages`` is left out, so that runs made before the setting existed keep
+        their identity; a run with held-out languages is another run than one without."""
         data = self.to_dict()
         for name in self.NOT_RESULT_FIELDS:
             data.pop(name, None)
+        if not data.get("held_out_languages"):
+            data.pop("held_out_languages", None)
         return data
+
+    @property
+    def evaluated_languages(self) -> list[str]:
+        """Every language a run scores: the trained ``languages``, then ``held_out_languages``
+        (the columns of its score matrix, in this order). The base model is built for all of them
+        (the tiny encoder's tokenizer and pretraining text, e5-small's pruned vocabulary), as a
+        multilingual encoder has seen a held-out language in pretraining; only fine-tuning leaves
+        it out."""
+        return [*self.languages, *self.held_out_languages]
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -808,6 +823,29 @@ def getattr_dotted(config: RunConfig, key: str) -> Any:
     for part in key.split("."):
         value = getattr(value, part)
     return value
+def _validate_held_out(config: RunConfig, where: str, origin) -> None:
+    """Each held-out language: a known locale, listed once, not trained, and in the data set."""
+    held_out = config.held_out_languages
+    for index, locale in enumerate(held_out):
+        key = f"held_out_languages[{index}]"
+        try:
+            get_language(locale)
+        except NbforgetError as error:
+            raise NbforgetError(f"{error} (in {where}: {key}, from {origin(key)})") from None
+        if locale in held_out[:index]:
+            raise NbforgetError(
+                f"{where}: held_out_languages has duplicates: {locale!r} is held_out_languages"
+                f"[{held_out.index(locale)}] and {key} (in {origin('held_out_languages')}); list each locale once")
+        if locale in config.languages:
+            raise NbforgetError(
+                f"{where}: {key} is {locale!r}, which is also languages[{config.languages.index(locale)}] "
+                f"(in {origin('held_out_languages')} and {origin('languages')}); a held-out language is never "
+                f"trained: drop {locale} from held_out_languages, or from languages to hold it out")
+        try:
+            source_code(config.dataset, locale)
+        except NbforgetError as error:
+            text = str(error).replace("drop it from the languages", "drop it from held_out_languages")
+            raise NbforgetError(f"{text} (in {where}: {key}, from {origin(key)})") from None
 
 
 MIN_MAX_LENGTH = 8  # tokens per sentence: <s> and </s> take two of them
@@ -835,6 +873,7 @@ def validate(config: RunConfig, where: str, origin=None) -> None:
         except NbforgetError as error:
             source = origin(f"languages[{index}]")
             raise NbforgetError(f"{error} (in {where}: languages[{index}], from {source})") from None
+    _validate_held_out(config, where, origin)
     for index, seed in enumerate(config.seeds):
         if seed < 0:
             refuse(f"seeds[{index}]", seed, "seeds are whole numbers from 0 (a run folder is named seed-N)")

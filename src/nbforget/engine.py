@@ -4,7 +4,8 @@
 a complete run is returned as it is, an incomplete one resumes from its last completed step.
 Every step: the strategy's ``before_language`` hook, the one training loop (`nbforget.train`)
 on the step's data with the strategy's ``extra_loss``, ``after_language``, then a row of the score
-matrix (`nbforget.evaluate`), per-layer drift (`nbforget.layers`), and one commit to the run folder.
+matrix (`nbforget.evaluate`; held-out languages last, never trained), per-layer drift
+(`nbforget.layers`), and one commit to the run folder.
 """
 from __future__ import annotations
 
@@ -41,19 +42,17 @@ def run_strategy(config: RunConfig, strategy: str, *, order=None, seed: int | No
 
 
 def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progress: bool, stop_after) -> None:
-    languages = tuple(store.identity["order"])
+    languages, held_out = tuple(store.identity["order"]), tuple(config.held_out_languages)
+    evaluated = languages + held_out  # the score matrix's columns
     prepared, device = prepare(config, progress=progress), default_device()
     bf16, splits = use_bf16(config.train.bf16, device), ["test", "dev"] if config.train.evaluate_dev else ["test"]
-    families = {language: get_language(language).family for language in config.languages}
-    runner = get_strategy(strategy)(RunContext(config, prepared.task, prepared.base_source, seed, device, languages,
-                                               families))
-    cls = get_strategy(strategy)
+    families = {language: get_language(language).family for language in evaluated}
+    cls, taken = get_strategy(strategy), strategy_settings(config, strategy)  # its by_strategy settings
+    runner = cls(RunContext(config, prepared.task, prepared.base_source, seed, device, languages, families, held_out))
     swept = {key: getattr_dotted(config, key) for keys in config.sweep.values() for key in keys if cls.reads(key)}
     store.start({"strategy": strategy, "order_spec": order_spec, "order": list(languages), "seed": seed,
-                 "config": config.recorded(),
-                 # the by_strategy settings this run took (already in its config), and its swept values
-                 **({"by_strategy": strategy_settings(config, strategy)} if strategy_settings(config, strategy) else {}),
-                 **({"swept": swept} if swept else {})})
+                 "config": config.recorded(), **({"held_out": list(held_out)} if held_out else {}),
+                 **({"by_strategy": taken} if taken else {}), **({"swept": swept} if swept else {})})
     scoring = dict(batch_size=config.train.eval_batch_size, device=device, bf16=bf16)
     try:
         started, state = time.perf_counter(), store.progress()
@@ -61,7 +60,7 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
         base_weights = {k: v.clone() for k, v in encoder_weights(base_model).items()}
         if state["base"] is None:
             state["base"] = score_records(order_spec, -1, "", score_row(
-                prepared, lambda language: base_model, languages, splits, reuse={}, **scoring))
+                prepared, lambda language: base_model, evaluated, splits, reuse={}, **scoring))
         del base_model
         steps, done = runner.steps(languages), [record["step"] for record in state["steps"]]
         model = runner.initial_model()
@@ -87,7 +86,7 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
             model = runner.after_language(model, step, train_data)
             is_last = step.index == steps[-1].index
             model = runner.finish(model) if is_last else model
-            row = score_row(prepared, lambda language: runner.model_for(model, language, step), languages, splits,
+            row = score_row(prepared, lambda language: runner.model_for(model, language, step), evaluated, splits,
                             reuse=own_scores(state["steps"]), **scoring)
             state["steps"].append({
                 "step": step.index, "languages": list(step.languages),
@@ -98,9 +97,9 @@ def _run(config: RunConfig, strategy: str, order_spec, seed: int, store, progres
             new_steps += 1
         execution = {"bf16": bf16, "device": str(device), "torch_threads": torch.get_num_threads()}
         store.finish(store.result_record(
-            strategy=strategy, profile=config.profile, order=list(languages), seed=seed, execution=execution,
-            metric=prepared.task.primary_metric, chance=prepared.chance, started=started, data_dir=config.data_path,
-            base_model=prepared.base_source))
+            strategy=strategy, profile=config.profile, order=list(languages), held_out=list(held_out), seed=seed,
+            execution=execution, metric=prepared.task.primary_metric, chance=prepared.chance, started=started,
+            data_dir=config.data_path, base_model=prepared.base_source))
     except Exception as error:  # recorded, then raised: completed steps stay and resume
         store.fail(error)
         raise

@@ -14,6 +14,11 @@ Some runs leave cells unrecorded (NaN), e.g. the zero-shot upper triangle of a j
 monolingual baseline. Each function checks only the cells its formula reads and raises
 ``ValueError`` naming the first missing one; NaN anywhere else is fine.
 
+Held-out languages (scored before training and after every step, never trained) are extra
+columns of a run's score matrix, after the trained ones. The metrics above read only the square
+part over the trained languages; ``held_out_erosion``, ``held_out_change`` and
+``held_out_metrics`` read the extra columns, as a ``steps x K`` array ``H`` of their own.
+
 Per-position results (``performance_shift``, ``mft``, ``mbt``, ``donation``, ``reception``,
 ``forgetting_by_language``) are arrays of length ``T`` whose entry ``p`` belongs to the language
 at position ``p``, with NaN where the formula is undefined.
@@ -50,6 +55,9 @@ __all__ = [
     "bwt_avg",
     "forget_avg",
     "fwt_avg_k",
+    "held_out_erosion",
+    "held_out_change",
+    "held_out_metrics",
     "POSITIONAL_METRICS",
     "per_order_values",
     "per_language_shift",
@@ -540,6 +548,86 @@ def fwt_avg_k(scores, base, k: int) -> float:
     _require(matrix, mask, f"fwt_avg_k(k={distance})", "the zero-shot cells scores[i, i+k]")
     _require_base(vector, index + distance, f"fwt_avg_k(k={distance})")
     return float(np.mean(matrix[index, index + distance] - vector[index + distance]))
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out languages: scored at every step, never trained
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_held_out(held_out, *, name: str = "held_out") -> np.ndarray:
+    """`held_out` as a float ``steps x K`` array with no missing cell, or ValueError."""
+    try:
+        matrix = np.asarray(held_out, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a numeric steps x K matrix (rows = after step i, columns = held-out "
+                         f"languages); could not convert it to floats: {error}") from None
+    if matrix.ndim != 2 or matrix.shape[0] < 1:
+        raise ValueError(f"{name} must be a 2-D steps x K matrix with at least one step (rows = after step i, "
+                         f"columns = held-out languages); got shape {matrix.shape}")
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        i, h = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(f"{name}[{i}, {h}] is not finite: a held-out language is scored after every step")
+    return matrix
+
+
+def held_out_erosion(held_out) -> np.ndarray:
+    """Erosion of the best zero-shot score of each held-out language.
+
+    ``erosion[h] = H[T-1, h] - max_{i=0..T-1} H[i, h]``, where ``H`` (``steps x K``) holds the
+    scores of the ``K`` held-out languages after each step (the score matrix's extra columns).
+
+    Never positive: 0 when the final model is the best one the run had on that language, negative
+    by how much later training lost of the zero-shot transfer it once reached. The measure
+    ``METRICS.md`` gives for task fine-tuning, whose base model has an untrained head (so its score
+    is no reference). It is the max-based forgetting of mammoth / FACIL / PyCIL with CBT's sign,
+    except that the maximum runs over every step, the final one included, so that it is never
+    positive. A single step (joint training) gives 0.
+    """
+    matrix = _as_held_out(held_out)
+    return matrix[-1] - matrix.max(axis=0)
+
+
+def held_out_change(held_out, base) -> np.ndarray:
+    """Change of each held-out language's score against the base model.
+
+    ``change[h] = H[T-1, h] - b[h]``: the final model's score minus the score before any
+    fine-tuning (``b``, the base model with a fresh head, scored at step -1).
+
+    Positive means fine-tuning on the trained languages transferred to the held-out one. The
+    measure ``METRICS.md`` gives where the base's score means something (language modelling, a
+    probe on frozen representations); for task fine-tuning the base sits near chance, so this is
+    the net zero-shot transfer gained, and `held_out_erosion` says how much of it was lost.
+    """
+    matrix = _as_held_out(held_out)
+    try:
+        vector = np.asarray(base, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"base must be numeric, one score per held-out language; {error}") from None
+    if vector.shape != (matrix.shape[1],):
+        raise ValueError(f"base must hold one pre-training score per held-out language, shape ({matrix.shape[1]},); "
+                         f"got shape {vector.shape}")
+    if not np.isfinite(vector).all():
+        raise ValueError(f"base[{int(np.argwhere(~np.isfinite(vector))[0][0])}] is not finite: the base model "
+                         "scores every held-out language")
+    return matrix[-1] - vector
+
+
+def held_out_metrics(held_out, base=None) -> dict[str, float]:
+    """What a run records about its held-out languages, each a mean over them: ``held_out_final``
+    (``mean_h H[T-1, h]``), ``held_out_best`` (``mean_h max_i H[i, h]``), ``held_out_erosion``
+    (`held_out_erosion`) and, when `base` is given, ``held_out_base`` and ``held_out_change``
+    (`held_out_change`). Empty for a run without held-out languages (``K = 0``)."""
+    matrix = np.asarray(held_out, dtype=float)
+    if matrix.ndim == 2 and matrix.shape[1] == 0:
+        return {}
+    matrix = _as_held_out(matrix)
+    summary = {"held_out_final": float(matrix[-1].mean()), "held_out_best": float(matrix.max(axis=0).mean()),
+               "held_out_erosion": float(held_out_erosion(matrix).mean())}
+    if base is not None:
+        summary.update(held_out_base=float(np.mean(base)), held_out_change=float(held_out_change(matrix, base).mean()))
+    return summary
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,11 @@ where it compares, the runs of the reference strategies (``references``):
                                                    the section its registry entry's ``page_section``
                                                    names (`SECTIONS`): a table, a text, maybe a figure
 
+Every strategy page also has the section `HELD_OUT_SECTION` (its cells tagged ``held-out``, left
+out of the book's page when the profile holds out no language): held_out_table, held_out_figure,
+held_out_text: each held-out language's zero-shot score after every step, its change against the
+base and its erosion, against the sequential baseline's.
+
 Sections (every function takes ``(run, references=())``; each reads what the strategy recorded
 at every step, ``result.json``'s ``strategy_records``, and the run's drift):
 
@@ -102,6 +107,10 @@ __all__ = [
     "reversion_text",
     "experts_table",
     "experts_text",
+    "HELD_OUT_SECTION",
+    "held_out_table",
+    "held_out_figure",
+    "held_out_text",
 ]
 
 # Progress bars in a kernel without ipywidgets fall back to text; tqdm says so on every import,
@@ -257,10 +266,12 @@ def run_text(run) -> str:
 
 
 def score_matrix_figure(run):
-    """The run's score matrix (the paper's Figure 7 layout), as a Figure."""
+    """The run's score matrix (the paper's Figure 7 layout), as a Figure; held-out languages are
+    marked columns after the trained ones."""
     from nbforget import plots
 
-    return plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels)
+    return plots.plot_score_matrix(run.matrix, run.order, chance=run.chance, row_labels=run.row_labels,
+                                   held_out=run.held_out, held_out_matrix=run.held_out_matrix)
 
 
 def score_matrix_text(run) -> str:
@@ -276,6 +287,11 @@ def score_matrix_text(run) -> str:
                  "language evaluated, in training order (the layout of the paper's Figure 7). The outlined "
                  "diagonal is each language right after it was trained, the cells below it the languages "
                  "learned earlier, and the cells above it zero-shot scores on languages not trained yet.")
+    if run.held_out:
+        guide += (f" The last {'column' if len(run.held_out) == 1 else f'{len(run.held_out)} columns'}, behind the "
+                  f"dark line, {'is the held-out language' if len(run.held_out) == 1 else 'are the held-out languages'} "
+                  f"({_languages(run.held_out)}): scored after every step and never trained; the numbers below and "
+                  "the metrics read the trained languages only (section *Held-out languages* for the rest).")
     return guide + "\n\n" + analysis.describe_matrix(run)
 
 
@@ -850,6 +866,74 @@ def experts_text(run, references=()) -> str:
     return text
 
 
+# held-out languages (every strategy page; absent from the book when the profile has none) -----
+
+
+def held_out_table(run, references=()):
+    """One row per held-out language of the run: its base score, its score after each step
+    (columns ``after <language>``), its best, final, change against the base and erosion of the
+    best (`analysis.held_out_summary`). Empty when the run holds out no language."""
+    import pandas as pd
+
+    from nbforget import analysis
+
+    summary = analysis.held_out_summary(run)
+    if summary.empty:
+        return summary
+    scores = analysis.held_out_scores(run).T
+    steps = scores.drop(columns="base")
+    steps.columns = [f"after {label}" for label in run.row_labels]
+    return pd.concat([summary[["base"]], steps, summary.drop(columns="base")], axis=1).rename_axis("language")
+
+
+def held_out_figure(run, references=()):
+    """Each held-out language's score before training and after every step, with the sequential
+    baseline's mean over the same held-out languages dashed (when its run is among `references`)."""
+    from nbforget import analysis, plots
+
+    scores = analysis.held_out_scores(run)
+    baseline = _baseline(references)
+    reference = label = None
+    if baseline is not None and baseline.held_out == run.held_out and baseline.strategy != run.strategy:
+        other = analysis.held_out_scores(baseline)
+        if len(other) == len(scores):
+            reference, label = other.mean(axis=1), f"{_name(baseline.strategy)}, mean of the held-out languages"
+    return plots.plot_held_out(scores, chance=run.chance, reference=reference, reference_label=label)
+
+
+def held_out_text(run, references=()) -> str:
+    """Markdown: which model scores a held-out language for this strategy, each held-out language's
+    base, best, final score, change and erosion, and the sequential baseline's erosion beside it."""
+    from nbforget import analysis
+
+    summary = analysis.held_out_summary(run)
+    if summary.empty:
+        return ("This run holds out no language. `held_out_languages` in a profile lists locales that are scored "
+                "before training and after every step and never trained: their zero-shot transfer, and how much of "
+                "it later training erodes (see the Method page).")
+    name = _name(run.strategy)
+    how = _fact(run.strategy, "held_out_scoring", "with the model after each step")
+    parts = [f"Held out: {_languages(run.held_out)}, scored before training and after every step, never trained. "
+             f"{name} scores a held-out language {how}. Change is the final score minus the base model's (a fresh "
+             "head: near chance for a task), erosion the final score minus the best one after any step (never "
+             "positive; negative means later training lost transfer the run once had)."]
+    for language, row in summary.iterrows():
+        parts.append(f"{language}: base {row['base']:.3f}, best {row['best']:.3f} after {row['best after']}, final "
+                     f"{row['final']:.3f}; change {row['change']:+.3f}, erosion {row['erosion']:+.3f}.")
+    baseline = _baseline(references)
+    if baseline is not None and baseline.strategy != run.strategy:
+        other = analysis.held_out_summary(baseline)
+        if other.empty or list(other.index) != list(summary.index):
+            parts.append(f"The run of {_name(baseline.strategy)} with the same order and seed holds out other "
+                         "languages, so it is no comparison here.")
+        else:
+            mine, theirs = float(summary["erosion"].mean()), float(other["erosion"].mean())
+            verdict = ("about as much" if abs(mine - theirs) < 5e-4 else "less" if mine > theirs else "more")
+            parts.append(f"Mean erosion {mine:+.3f}, against {theirs:+.3f} for {_name(baseline.strategy)} on the same "
+                         f"order and seed: {name} erodes {verdict} of its zero-shot transfer.")
+    return " ".join(parts)
+
+
 # the sections, by the registry's ``page_section`` --------------------------------------------
 
 
@@ -880,6 +964,12 @@ SECTIONS: dict[str, PageSection] = {
     "experts": PageSection("The experts and the languages they serve", experts_table, experts_text),
 }
 """Sections by the key a strategy's ``page_section`` names."""
+
+
+HELD_OUT_SECTION = PageSection("Held-out languages", held_out_table, held_out_text, held_out_figure)
+"""The section every strategy page has for its held-out languages; its cells carry the tag
+``held-out``, so the book's page leaves it out when the profile holds out no language
+(`nbforget.batch.notebooks.OPTIONAL_SECTIONS`)."""
 
 
 def strategy_section(strategy: str) -> PageSection | None:

@@ -1,10 +1,12 @@
 """Figures of the book. Each function draws on ``ax`` (or a new figure) and returns the Figure.
 
-    plot_score_matrix(matrix, order, *, chance=None, row_labels=None, ax=None)   Figure 7
+    plot_score_matrix(matrix, order, *, chance=None, row_labels=None, held_out=(), held_out_matrix=None,
+                      ax=None)                                                   Figure 7 (+ held-out columns)
     plot_average_over_time(curves, *, chance=None, ax=None)                      Figure 2
     plot_performance_shift(table, *, ax=None)                                    Figure 3
     plot_hops_heatmap(table, title, *, ax=None)                                  Figures 5, 6
     plot_group_comparison(summary, *, points=None, value_label=..., ax=None)     script/family/vitality
+    plot_held_out(scores, *, chance=None, reference=None, ax=None)              held-out languages over time
     plot_drift(drift, *, trained=None, ax=None)                                  weights vs the base
     message_figure(text)                                                         why there is no plot
 
@@ -28,6 +30,7 @@ __all__ = [
     "plot_performance_shift",
     "plot_hops_heatmap",
     "plot_group_comparison",
+    "plot_held_out",
     "plot_drift",
     "message_figure",
     "SHIFT_LABEL",
@@ -82,37 +85,54 @@ def message_figure(text: str, *, ax: Axes | None = None) -> Figure:
 
 def plot_score_matrix(matrix, order: Sequence[str], *, chance: float | None = None,
                       row_labels: Sequence[str] | None = None, title: str | None = None,
-                      annotate: bool | None = None, ax: Axes | None = None) -> Figure:
+                      annotate: bool | None = None, held_out: Sequence[str] = (), held_out_matrix=None,
+                      ax: Axes | None = None) -> Figure:
     """Heatmap of the score matrix, as the paper's Figure 7.
 
     Rows are "after training" step ``i`` (labelled with the language trained, or `row_labels`),
     columns the evaluated languages in training order, so the diagonal is each language right
     after it was trained, below it the languages already learned and above it the zero-shot
-    scores. Cells are annotated when the matrix is small enough to read (``annotate=None``:
-    up to 20 columns). `chance` is written in the colour bar label.
+    scores. Held-out languages (`held_out`, their scores `held_out_matrix`: one column each, the
+    same rows; scored at every step, never trained) come after the trained ones, behind a dark
+    separating line, their names marked "(held out)". Cells are annotated when the matrix is
+    small enough to read (``annotate=None``: up to 20 columns). `chance` is written in the colour
+    bar label.
     """
     import seaborn as sns
 
     values = np.asarray(matrix, dtype=float)
     if values.ndim != 2 or values.shape[1] != len(order):
         raise ValueError(f"matrix of shape {values.shape} does not fit an order of {len(order)} languages")
+    held_out = list(held_out)
+    if held_out:
+        extra = np.asarray(held_out_matrix, dtype=float) if held_out_matrix is not None else None
+        if extra is None or extra.ndim != 2 or extra.shape != (values.shape[0], len(held_out)):
+            shape = None if extra is None else extra.shape
+            raise ValueError(f"held_out_matrix of shape {shape} does not fit {values.shape[0]} rows and "
+                             f"{len(held_out)} held-out languages")
+        values = np.hstack([values, extra])
     rows = list(row_labels) if row_labels is not None else list(order[: values.shape[0]])
     if len(rows) != values.shape[0]:
         raise ValueError(f"{len(rows)} row labels for a matrix with {values.shape[0]} rows")
-    columns = len(order)
+    columns = len(order) + len(held_out)
     annotate = columns <= 20 if annotate is None else annotate
     width = max(4.0, 0.55 * columns + 2.5)
     height = max(2.0, 0.45 * values.shape[0] + 1.6)
     figure, ax = _axes(ax, (width, height))
-    frame = pd.DataFrame(values, index=rows, columns=list(order))
+    names = list(order) + [f"{language} (held out)" for language in held_out]
+    frame = pd.DataFrame(values, index=rows, columns=names)
     colour_label = "test score" if chance is None else f"test score (chance = {chance:.3f})"
     sns.heatmap(frame, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", annot=annotate, fmt=".2f",
                 annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
                 cbar_kws={"label": colour_label}, mask=~np.isfinite(values))
-    if values.shape[0] == values.shape[1]:
+    if values.shape[0] == len(order):
         for i in range(values.shape[0]):  # the just-learned cells
             ax.add_patch(_cell_outline(i, i))
-    ax.set_xlabel("evaluated language (in training order)")
+    if held_out:
+        ax.axvline(len(order), color="black", linewidth=2.5)
+        for label in ax.get_xticklabels()[len(order):]:
+            label.set_fontstyle("italic")
+    ax.set_xlabel("evaluated language (in training order" + ("; held out last)" if held_out else ")"))
     ax.set_ylabel("after training")
     ax.tick_params(axis="x", labelrotation=90)
     ax.tick_params(axis="y", labelrotation=0)
@@ -156,14 +176,16 @@ def _curves_frame(curves) -> pd.DataFrame:
 
 
 def plot_average_over_time(curves, *, chance: float | None = None, ax: Axes | None = None,
-                           title: str | None = None, band: bool = True) -> Figure:
+                           title: str | None = None, band: bool = True,
+                           value_label: str = "average score over seen languages $P_i$") -> Figure:
     """Average score over the languages seen so far against the number learned (Figure 2).
 
     `curves` is `nbforget.analysis.average_over_time` output (columns strategy, order, step,
     value, joint), or a mapping strategy -> frame with columns order, step, value. Per strategy
     the line is the mean over orders (seeds averaged first) with a 95% bootstrap band over orders
     when there are several; joint training (MULTI) is a dotted horizontal line; chance is a grey
-    dashed line.
+    dashed line. `value_label` names the y axis (another per-step mean, e.g. over held-out
+    languages, draws the same way).
     """
     from nbforget.metrics import bootstrap_ci
 
@@ -192,7 +214,7 @@ def plot_average_over_time(curves, *, chance: float | None = None, ax: Axes | No
     if chance is not None:
         ax.axhline(chance, label=f"chance ({chance:.3f})", **CHANCE_STYLE)
     ax.set_xlabel("languages learned")
-    ax.set_ylabel("average score over seen languages $P_i$")
+    ax.set_ylabel(value_label)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xticks(range(1, maximum + 1) if maximum <= 20 else np.linspace(1, maximum, 11).round().astype(int))
     ax.grid(alpha=0.3)
@@ -281,6 +303,46 @@ def plot_hops_heatmap(table: pd.DataFrame, title: str, *, ax: Axes | None = None
     ax.set_ylabel("language (sorted by mean over h)")
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_title(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out languages
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_held_out(scores: pd.DataFrame, *, chance: float | None = None, reference: pd.Series | None = None,
+                  reference_label: str | None = None, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Zero-shot score of each held-out language before training and after every step.
+
+    `scores` has one row per point in time, in order (its index labels the x axis: ``base``, then
+    the language each step trained) and one column per held-out language (never trained). A
+    falling line after its peak is the erosion of zero-shot transfer. `reference` (same index) is
+    drawn dashed in grey, e.g. the sequential baseline's mean over the held-out languages, named
+    `reference_label`. An empty frame gives a figure that says there is no held-out language.
+    """
+    if scores is None or scores.empty or scores.shape[1] == 0:
+        return message_figure("this run holds out no language", ax=ax)
+    figure, ax = _axes(ax, (6.4, 3.8))
+    positions = np.arange(len(scores))
+    colours = _palette(scores.columns)
+    for column in scores.columns:
+        ax.plot(positions, scores[column].to_numpy(dtype=float), marker="o", markersize=4, color=colours[column],
+                label=f"{column} (held out)")
+    if reference is not None and len(reference) == len(scores):
+        ax.plot(positions, reference.to_numpy(dtype=float), color="0.35", linestyle="--", marker="s", markersize=3,
+                label=reference_label or "reference")
+    if chance is not None:
+        ax.axhline(chance, label=f"chance ({chance:.3f})", **CHANCE_STYLE)
+    labels = [str(label) for label in scores.index]
+    ax.set_xticks(positions, labels, rotation=90 if max(len(label) for label in labels) > 6 else 0)
+    ax.set_xlabel("after training (base: before any fine-tuning)")
+    ax.set_ylabel("test score, zero-shot\n(never trained)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    _legend(ax, len(ax.get_legend_handles_labels()[0]))
+    if title:
+        ax.set_title(title)
     return figure
 
 

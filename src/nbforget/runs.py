@@ -13,6 +13,8 @@ another run and never returns an old one.
 - ``checkpoint/``   weights after the last completed step (safetensors), for resuming
 - ``scores.csv``    long form (order, step, trained_language, eval_language, split, metric, value);
   step -1 holds the base model's scores (fresh head, no fine-tuning). Derived from the record.
+  The evaluated languages are the order's, then the held-out ones (``held_out`` in config.yaml):
+  scored at every step, never trained.
 - ``drift.csv``     per-step, per-layer relative distance of the weights from the base (derived)
 - ``result.json``   written when the run completes: metrics, timings, versions, git commit
 - ``status``        ``running``, ``complete`` or ``failed`` (then ``error.txt`` holds the traceback;
@@ -262,17 +264,20 @@ class RunStore:
 
     def result_record(self, *, strategy: str, profile: str, order: list[str], seed: int, metric: str,
                       chance: float, started: float, base_model: str, execution: dict,
-                      data_dir: Path | None = None) -> dict:
-        """``result.json`` of a run whose every step is recorded: metrics recomputed from the scores,
-        trainable parameters per step, timings, the base model and provenance."""
+                      data_dir: Path | None = None, held_out: list[str] | None = None) -> dict:
+        """``result.json`` of a run whose every step is recorded: metrics recomputed from the scores
+        (those of the papers over the trained languages of `order` only; the held-out languages'
+        under ``held_out``, when the run has any), trainable parameters per step, timings, the base
+        model and provenance."""
         steps = self.progress()["steps"]
         scores = scores_frame(self.progress())
         summary = metrics.run_metrics(score_matrix(scores, order, metric=metric),
                                       base_scores(scores, order, metric=metric))
         counts = {"+".join(s["languages"]): s["trainable_parameters"] for s in steps}
+        extra = {"held_out": held_out_record(scores, list(held_out), metric=metric)} if held_out else {}
         return {
             "strategy": strategy, "profile": profile, "order": order, "seed": seed, "identity": self.digest,
-            "metrics": summary | {"chance": chance, "metric": metric},
+            "metrics": summary | {"chance": chance, "metric": metric}, **extra,
             "trainable_parameters": {"per_step": counts, "max_per_step": max(counts.values(), default=0),
                                      "total": int(sum(counts.values()))},
             # what the strategy did at each step (`Strategy.step_record`), for its page
@@ -431,6 +436,22 @@ def base_scores(scores: pd.DataFrame, order: list[str], *, metric: str, split: s
     if part.empty:
         return None
     return part.set_index("eval_language").reindex(list(order))["value"].to_numpy(dtype=float)
+
+
+def held_out_record(scores: pd.DataFrame, held_out: list[str], *, metric: str, split: str = "test") -> dict:
+    """What ``result.json`` holds about the held-out languages: their list, the means over them
+    (`metrics.held_out_metrics`), and per language its base, best, final score, the step of its
+    best score, its change against the base and its erosion (`metrics.held_out_erosion`)."""
+    matrix = score_matrix(scores, held_out, metric=metric, split=split)
+    base = base_scores(scores, held_out, metric=metric, split=split)
+    erosion = metrics.held_out_erosion(matrix)
+    change = metrics.held_out_change(matrix, base) if base is not None else np.full(len(held_out), np.nan)
+    per_language = {
+        language: {"base": None if base is None else float(base[h]), "best": float(matrix[:, h].max()),
+                   "best_step": int(np.argmax(matrix[:, h])), "final": float(matrix[-1, h]),
+                   "change": None if base is None else float(change[h]), "erosion": float(erosion[h])}
+        for h, language in enumerate(held_out)}
+    return {"languages": held_out, "metrics": metrics.held_out_metrics(matrix, base), "per_language": per_language}
 
 
 def provenance(repo: Path) -> dict:

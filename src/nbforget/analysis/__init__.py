@@ -17,6 +17,9 @@ Modules, each importing only those above it (and none of batch/, publish/, pages
                   hop_tables, sequential_strategies, focus_strategy, matrix_regions
     prose         words: format_interval(mean, low, high, n), display_name(strategy),
                   describe_run(run), describe_matrix(run), describe_forgetting(summary, name)
+    held_out      the held-out languages (scored at every step, never trained): held_out_summary(run),
+                  held_out_scores(run), held_out_runs, held_out_table, held_out_over_time,
+                  held_out_text(study), HELD_OUT_COLUMNS
     groups        per-language measures by script, family and vitality: language_measures,
                   MEASURES, SCRIPT_GROUPS, FAMILY_STRONG, FAMILY_POOR, paper_family_group,
                   group_summary, group_difference, group_table, measure_table, group_points,
@@ -40,6 +43,8 @@ from nbforget.analysis.groups import (FAMILY_POOR, FAMILY_STRONG, MEASURES, SCRI
                                       extreme_group, group_counts_text, group_difference, group_points,
                                       group_summary, group_table, indo_european_table, language_measures,
                                       measure_table, paper_family_group)
+from nbforget.analysis.held_out import (HELD_OUT_COLUMNS, held_out_over_time, held_out_runs, held_out_scores,
+                                        held_out_summary, held_out_table, held_out_text)
 from nbforget.analysis.paper import (PAPER, PAPER_CLAIMS, PAPER_FIGURE2, PAPER_FIGURE3, PAPER_NAMES, PAPER_RANKS,
                                      PAPER_SETTING, PAPER_TABLE1, PAPER_TABLE2, PaperRow, paper_method_strategy,
                                      paper_row, paper_table1, paper_table2)
@@ -71,6 +76,9 @@ __all__ = [
     "focus_strategy", "matrix_regions",
     # prose
     "DATASETS", "format_interval", "display_name", "describe_run", "describe_matrix", "describe_forgetting",
+    # held_out
+    "HELD_OUT_COLUMNS", "held_out_summary", "held_out_scores", "held_out_runs", "held_out_table",
+    "held_out_over_time", "held_out_text",
     # groups
     "MEASURES", "SCRIPT_GROUPS", "FAMILY_STRONG", "FAMILY_POOR", "language_measures", "paper_family_group",
     "group_summary", "group_difference", "group_table", "measure_table", "group_points", "difference_table",

@@ -65,6 +65,9 @@ class RunRecord:
 
     ``matrix`` has one row per step (rows = after training step i, columns = languages in
     ``order``); it is square for sequential strategies and has a single row for joint training.
+    Every metric of the papers reads it. ``held_out_matrix`` holds the extra columns of the
+    held-out languages (``held_out``: scored after every step, never trained), with the same rows,
+    and ``held_out_base`` their scores before training; both are empty for a run without any.
     """
 
     run_dir: Path
@@ -79,6 +82,9 @@ class RunRecord:
     drift: pd.DataFrame
     config: dict = field(default_factory=dict)
     swept: dict = field(default_factory=dict)  # dotted key -> value of the sweep point it ran (if any)
+    held_out: tuple[str, ...] = ()
+    held_out_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    held_out_base: np.ndarray | None = None
 
     @property
     def metric(self) -> str:
@@ -122,10 +128,15 @@ def load_run(run_dir: str | Path) -> RunRecord:
     base = base_scores(scores, list(order), metric=metric)
     steps = scores[(scores.step >= 0)].drop_duplicates("step").sort_values("step")
     trained = tuple(str(label) for label in steps["trained_language"])
+    held_out = tuple(stored.get("held_out") or ())
     return RunRecord(
         run_dir=folder, strategy=stored["strategy"], order_spec=order_label(stored["order_spec"]),
         seed=int(stored["seed"]), order=order, trained=trained, matrix=matrix, base=base,
         result=result, drift=drift, config=stored.get("config", {}), swept=dict(stored.get("swept") or {}),
+        held_out=held_out,
+        held_out_matrix=(score_matrix(scores, list(held_out), metric=metric) if held_out
+                         else np.zeros((matrix.shape[0], 0))),
+        held_out_base=base_scores(scores, list(held_out), metric=metric) if held_out else None,
     )
 
 
@@ -191,6 +202,10 @@ class Study:
                 f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
                 f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.runs)} complete run(s) "
                 f"of {len(self.strategies)} strategies.")
+        if config.held_out_languages:
+            text += (f" Held out (scored before training and after every step, never trained): "
+                     f"{', '.join(config.held_out_languages)}; the metrics of the papers read the trained languages "
+                     "only, and the overview's section on held-out languages gives their zero-shot scores.")
         if self.missing_strategies:
             text += (" No complete run for " + ", ".join(f"`{name}`" for name in self.missing_strategies)
                      + ": those strategies are left out below (run `nbforget grid` to add them).")

@@ -3,6 +3,8 @@
     Job, Failure                  one notebook execution, and why one did not execute
     ensure_kernelspec(name)       a ``python3`` kernel that runs this Python
     load_source(path)             a jupytext py:percent notebook, ready for papermill
+    without_absent_sections(notebook, parameters)   the cells of sections its config has nothing for
+                                  (`OPTIONAL_SECTIONS`, by cell tag) left out
     execute_job(job)              run it; the output appears only when it succeeded
 """
 from __future__ import annotations
@@ -96,6 +98,33 @@ def load_source(path: Path):
     return notebook
 
 
+OPTIONAL_SECTIONS = {
+    # cell tag -> whether a page's config has something for the cells so tagged
+    "held-out": lambda config: bool(config.held_out_languages),
+}
+"""Sections of a page that the executed page (the book's) holds only when its config calls for
+them: a cell tagged with a key here is left out of the notebook before it runs when the function
+says False. Run by hand (JupyterLab, nbval) the cells stay and say there is nothing to show."""
+
+
+def without_absent_sections(notebook, parameters: dict):
+    """`notebook` without the cells of `OPTIONAL_SECTIONS` its config (from the injected
+    ``params_file`` and ``overrides``) has nothing for. A config that does not load keeps every
+    cell: the notebook's own first cell then reports the error."""
+    from nbforget.pages import notebook_config
+
+    tagged = {tag for cell in notebook.cells for tag in cell.metadata.get("tags", []) if tag in OPTIONAL_SECTIONS}
+    if not tagged or "params_file" not in parameters:
+        return notebook
+    try:
+        config = notebook_config(parameters["params_file"], parameters.get("overrides") or None)
+    except NbforgetError:
+        return notebook
+    absent = {tag for tag in tagged if not OPTIONAL_SECTIONS[tag](config)}
+    notebook.cells = [cell for cell in notebook.cells if not absent & set(cell.metadata.get("tags", []))]
+    return notebook
+
+
 def execute_job(job: Job) -> Failure | None:
     """Execute one notebook with papermill; write it to ``job.output`` only when it succeeded.
 
@@ -139,7 +168,7 @@ def run_papermill(job: Job, running: Path, failed: Path) -> Failure | None:
     import papermill
 
     try:
-        notebook = load_source(job.source)
+        notebook = without_absent_sections(load_source(job.source), job.parameters)
         papermill.execute_notebook(
             notebook, str(running), parameters=job.parameters, kernel_name=KERNEL_NAME,
             progress_bar=False, cwd=str(job.cwd or job.source.parent), start_timeout=START_TIMEOUT,

@@ -32,7 +32,8 @@ class RunContext:
     seed: int
     device: torch.device
     order: tuple[str, ...] = ()
-    families: dict[str, str] = field(default_factory=dict)  # language -> family
+    families: dict[str, str] = field(default_factory=dict)  # language -> family (held-out languages too)
+    held_out: tuple[str, ...] = ()  # scored after every step with `model_for`, never trained
 
     def new_model(self):
         """The base encoder with a fresh head (initialised from the run's seed)."""
@@ -68,7 +69,10 @@ class Strategy:
       names its run folder) holds every setting that can change its result and no other
       (`reads` says the same of one dotted key);
     - `groups`: the groups of `STRATEGY_GROUPS` it belongs to (``lora`` or ``full``), whose
-      ``by_strategy`` entries apply to it before its own.
+      ``by_strategy`` entries apply to it before its own;
+    - ``held_out_scoring``: which model scores a held-out language (``config.held_out_languages``,
+      never trained) after each step, in words for its page. `model_for` is asked for it as for
+      any language not trained yet.
     """
 
     name: ClassVar[str] = ""
@@ -82,6 +86,9 @@ class Strategy:
     keeps_checkpoint: ClassVar[bool] = True  # False: the model after a step is not needed later
     page_section: ClassVar[str | None] = None  # see `nbforget.pages.strategy_section`
     settings: ClassVar[tuple[str, ...]] = ()  # the sections of ``config.strategy`` it reads
+    # How `model_for` scores a held-out language (never trained), for its page: the model of the
+    # step, for a strategy that has one model; strategies with models of their own say which.
+    held_out_scoring: ClassVar[str] = "with the model after each step, the same model that scores every language"
 
     @classmethod
     def display_name(cls) -> str:

@@ -49,6 +49,9 @@ class Mono(Strategy):
         "model are kept, not recomputed: that model never changes again."
     )
     keeps_checkpoint = False
+    held_out_scoring = ("with the model of the language each step trained (a fresh copy of the base model "
+                        "fine-tuned on that language alone): its zero-shot transfer from that one language, "
+                        "as MONO scores a language not trained yet")
 
     def initial_model(self):
         return None  # built per language
@@ -144,6 +147,8 @@ class NonSharedLora(Strategy):
         "copied."
     )
     uses_lora = True
+    held_out_scoring = ("with the adapter and head of the language each step trained: its zero-shot transfer "
+                        "from that one language, as a language not trained yet is scored")
 
     def initial_model(self):
         return self.context.new_model()

@@ -235,6 +235,7 @@ class Merge(ExpertStrategy):
     name = "merge"
     settings = ("merge",)
     page_section = "experts"
+    held_out_scoring = "with the merge of the experts trained so far, the model that scores every language"
     title = "MERGE: merged per-language (or per-family) experts"
     description = (
         "Each language (or, with experts=family, each language family, trained on its languages in "
@@ -328,6 +329,9 @@ class FamilyExperts(ExpertStrategy):
     name = "family_experts"
     separate_parameters = "family"
     page_section = "experts"
+    held_out_scoring = ("as any language is routed: with the expert of its language family once that family "
+                        "has one (zero-shot transfer within the family), otherwise with the expert trained most "
+                        "recently")
     title = "FAMILY EXPERTS: one model per language family"
     description = (
         "One expert per language family (WALS): the first language of a family is fine-tuned from the "
@@ -377,7 +381,7 @@ class FamilyExperts(ExpertStrategy):
     def step_record(self, model, step: Step) -> dict:
         """The expert this step trained and every expert so far, with the languages each serves."""
         served: dict[str, list[str]] = {}
-        for language in self.context.order:
+        for language in (*self.context.order, *self.context.held_out):  # held-out languages are routed too
             served.setdefault(self.expert_key(language), []).append(language)
         return {"trained_expert": self.expert_key(step.label),
                 "experts": {key: served.get(key, []) for key in self.experts}}

@@ -3,7 +3,8 @@
     TASKS                       task name -> `Task` class
     task_for_data(kind, labels) the task that trains on data of this `LanguageTask.kind` by itself
     task_for(choice, tasks)     the task of the config's ``task`` (`nbforget.config.TaskChoice`) on this data
-    prepare(config) -> Prepared every language's splits, tokenized once, the task and base model
+    prepare(config) -> Prepared every language's splits (trained and held-out), tokenized once, the task
+                                and base model
 
 The config's ``task`` chooses: ``slots`` (the default, the core paper's setup) trains the data set's
 own task, `task_for_data`: slot filling on MASSIVE and xSID, topic classification on SIB-200;
@@ -15,6 +16,7 @@ strategies and the metrics need no change.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -106,9 +108,9 @@ _PREPARED: dict[str, Prepared] = {}
 
 
 def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
-    key = hashlib.sha256(repr((config.dataset, config.task, config.languages, config.model,
-                               config.train.max_train_examples,
-                               config.train.max_eval_examples, str(config.data_path))).encode()).hexdigest()
+    key = hashlib.sha256(repr((config.dataset, config.task, config.languages, config.held_out_languages,
+                               config.model, config.train.max_train_examples, config.train.max_eval_examples,
+                               str(config.data_path))).encode()).hexdigest()
     if key in _PREPARED:
         return _PREPARED[key]
     tasks = {}
@@ -116,8 +118,13 @@ def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
         data = load_task(config.dataset, language, config.data_path)
         require_nonempty(data, ("train", "test"))
         tasks[language] = _limit(data, config.train.max_train_examples, config.train.max_eval_examples)
+    for index, language in enumerate(config.held_out_languages):
+        tasks[language] = _limit(_held_out_task(config, index, language), config.train.max_train_examples,
+                                 config.train.max_eval_examples)
+    # Labels of every evaluated language: a label only a held-out language's test set has is one the
+    # model never learns, and scoring counts it as missed, as zero-shot transfer must.
     task = task_for(config.task, tasks, where=getattr(config, "loaded_from", "the config"))
-    source = base_model_dir(config.model, list(config.languages), config.data_path, dataset=config.dataset,
+    source = base_model_dir(config.model, config.evaluated_languages, config.data_path, dataset=config.dataset,
                             progress=progress)
     tokenizer = load_tokenizer(source)
     encoded = {}
@@ -127,6 +134,23 @@ def prepare(config: RunConfig, *, progress: bool = True) -> Prepared:
     prepared = Prepared(tasks, task, source, tokenizer, encoded)
     _PREPARED[key] = prepared
     return prepared
+
+
+def _held_out_task(config: RunConfig, index: int, language: str) -> LanguageTask:
+    """A held-out language's data (only its test split, and dev, are ever read), or an error that
+    names it as held_out_languages[index] and says how to fix it."""
+    where = getattr(config, "loaded_from", "the config")
+    try:
+        data = load_task(config.dataset, language, config.data_path)
+        require_nonempty(data, ("test",))
+    except NbforgetError as error:
+        raise NbforgetError(
+            f"held-out language {language!r} (held_out_languages[{index}], in {where}) cannot be scored: {error}; "
+            f"a held-out language needs a test split in data set {config.dataset!r}: drop it from "
+            "held_out_languages or prepare its data") from None
+    splits = {split: ([] if split == "train" else examples) for split, examples in data.splits.items()}
+    notes = {**data.notes, "empty train": "a held-out language is never trained"}
+    return dataclasses.replace(data, splits=splits, notes=notes)  # its training examples are never encoded
 
 
 def _limit(task: LanguageTask, train: int | None, evaluation: int | None) -> LanguageTask:
