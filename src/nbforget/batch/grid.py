@@ -48,8 +48,10 @@ ENGINES = ("local", "ray")  # where strategy notebooks run: here, or as Ray task
 
 
 def _prepare_base_model(config: RunConfig, progress: bool) -> None:
-    """Build (or find) the base model once, before kernels in parallel would each build it."""
-    base_model_dir(config.model, list(config.languages), config.data_path, progress=progress)
+    """Build (or find) the base model once, before kernels in parallel would each build it: the
+    same one `nbforget.tasks.prepare` asks for (every evaluated language, the config's data set)."""
+    base_model_dir(config.model, config.evaluated_languages, config.data_path, dataset=config.dataset,
+                   progress=progress)
 
 
 def run_grid(params_file: str | Path, *, overrides: dict | None = None, analyses: bool = True,
