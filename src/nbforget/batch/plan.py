@@ -105,7 +105,9 @@ def base_model_configs(config: RunConfig) -> list[RunConfig]:
         if run.store.status == "complete":
             continue
         resolved = strategy_config(run.config, run.strategy)
-        key = json.dumps([dataclasses.asdict(resolved.model), resolved.languages, resolved.data_dir], default=str)
+        # what `nbforget.batch.grid._prepare_base_model` builds from: model, evaluated languages, data set
+        key = json.dumps([dataclasses.asdict(resolved.model), resolved.evaluated_languages, resolved.dataset,
+                          resolved.data_dir], default=str)
         found.setdefault(key, resolved)
     return list(found.values())
 
