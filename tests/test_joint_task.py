@@ -231,13 +231,15 @@ def test_a_stopped_joint_run_resumes_to_the_uninterrupted_runs_scores(quick_conf
                                   check_exact=True)
 
 
-# test_learning.py's setting with more epochs (and a larger LoRA learning rate): 16 intents take
+# test_learning.py's setting with more epochs (and its own LoRA learning rate): 16 intents take
 # longer to learn from the first token of this small encoder than slots do (after 6 epochs it still
-# predicts the majority intent, a fifth of the test sentences)
+# predicts the majority intent, a fifth of the test sentences). On a freshly built quick encoder,
+# SHARED LoRA at 15 epochs and LoRA learning rate 0.03 left intent accuracy at 0.20 and 0.23
+# (majority 0.20); at 25 epochs 0.03 lost the slots (F1 0), and 0.01 over 25 epochs learns both.
 LEARNABLE = JOINT | {"model": {"pretrain_max_sentences_per_language": 600},
-                     "train": {"epochs": 15, "learning_rate": 0.003, "lora_learning_rate": 0.03,
+                     "train": {"epochs": 25, "learning_rate": 0.003, "lora_learning_rate": 0.01,
                                "max_train_examples": 200, "max_eval_examples": 100, "batch_size": 16,
-                               "patience": 15}}
+                               "patience": 25}}
 MARGIN = 0.05
 
 
