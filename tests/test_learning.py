@@ -98,3 +98,30 @@ def test_early_stopping_keeps_the_best_epochs_weights(dev, patience, epochs, bes
         assert torch.equal(parameter, snapshots[best][name]), name
     if best != trained - 1:
         assert any(not torch.equal(snapshots[best][n], snapshots[-1][n]) for n in snapshots[best])
+
+
+@pytest.mark.parametrize("head_learning_rate", [None, 1e-2])
+def test_head_learning_rate_trains_the_head_at_its_own_rate(head_learning_rate):
+    """With the encoder's rate near zero, only a head with its own rate moves."""
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    history = train_language(
+        model, sentences(0), sentences(1), task=SentenceClassification(("a", "b", "c")),
+        dev_score=lambda current, data: 0.0, epochs=2, batch_size=8, learning_rate=1e-12, weight_decay=0.0,
+        warmup_ratio=0.0, patience=5, bf16=False, seed=0, pad_id=1, device=torch.device("cpu"), progress=False,
+        head_learning_rate=head_learning_rate)
+    assert history["steps"] == 6
+
+    def moved(prefix):
+        return max(float((p - before[n]).abs().max()) for n, p in model.named_parameters() if n.startswith(prefix))
+
+    assert moved("roberta.") < 1e-6  # embeddings and layers at 1e-12
+    assert (moved("classifier.") > 1e-3) == (head_learning_rate is not None)
+
+
+def test_head_learning_rate_must_be_positive(tmp_path):
+    from nbforget import NbforgetError
+    from nbforget.config import load_config
+
+    with pytest.raises(NbforgetError, match="train.head_learning_rate"):
+        load_config(None, {"train": {"head_learning_rate": 0}})

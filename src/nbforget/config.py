@@ -85,6 +85,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 5e-5
     lora_learning_rate: float = 5e-6
+    head_learning_rate: float | None = None  # the task head's own learning rate; None: the strategy's
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     patience: int = 5
@@ -903,6 +904,9 @@ def validate(config: RunConfig, where: str, origin=None) -> None:
              "learning rates must be greater than 0, e.g. 0.0005")):
         if not value > 0:
             refuse(name, value, rule)
+    if train.head_learning_rate is not None and not train.head_learning_rate > 0:
+        refuse("train.head_learning_rate", train.head_learning_rate,
+               "it must be greater than 0, e.g. 0.003, or null to train the head at the strategy's learning rate")
     if train.weight_decay < 0:
         refuse("train.weight_decay", train.weight_decay, "it must be at least 0 (0: no weight decay)")
     if not 0.0 <= train.warmup_ratio <= 1.0:

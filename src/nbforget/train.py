@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nbforget.encoding import Encoded, length_grouped_batches
+from nbforget.layers import HEAD, parameter_group
 from nbforget.models.device import fused_if_supported
 
 def language_seed(seed: int, language: str) -> int:
@@ -21,7 +22,8 @@ def language_seed(seed: int, language: str) -> int:
 
 def loop_settings(train) -> dict:
     """The arguments of `train_language` that come from the config's ``train`` section as they are."""
-    return {name: getattr(train, name) for name in ("epochs", "batch_size", "weight_decay", "warmup_ratio", "patience")}
+    return {name: getattr(train, name) for name in ("epochs", "batch_size", "weight_decay", "warmup_ratio", "patience",
+                                                        "head_learning_rate")}
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
@@ -46,19 +48,29 @@ def train_language(
     pad_id: int,
     device: torch.device,
     extra_loss: Callable[[object], torch.Tensor | None] | None = None,
+    head_learning_rate: float | None = None,
     progress: bool = True,
     description: str = "training",
 ) -> dict:
     """Fine-tune `model` on one language; restore the epoch with the best dev score.
 
     `extra_loss(model)` is the strategies' hook for penalties (L2-SP, EWC); it returns a scalar or
-    None. Returns a history dict (per-epoch dev score, best epoch, steps, real tokens, seconds).
+    None. `head_learning_rate`, when set, trains the task head (every parameter outside the
+    encoder's embeddings and layers) at its own rate: a freshly initialised head on a pretrained
+    encoder learns faster at a higher rate than the encoder can take. Returns a history dict (per-epoch dev score, best epoch, steps, real tokens, seconds).
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout masks
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    parameters = [p for _, p in named]
+    groups = [{"params": parameters}]
+    if head_learning_rate is not None:
+        head = [p for n, p in named if parameter_group(n) == HEAD]
+        groups = [{"params": [p for n, p in named if parameter_group(n) != HEAD]},
+                  {"params": head, "lr": head_learning_rate}]
+        groups = [group for group in groups if group["params"]]
     torch.set_flush_denormal(True)  # denormal optimizer state slows CPU element-wise ops badly
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=weight_decay, **fused_if_supported(device))
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay, **fused_if_supported(device))
     steps_per_epoch = -(-len(train) // batch_size)
     total = max(1, steps_per_epoch * epochs)
     warmup = max(1, int(total * warmup_ratio))
