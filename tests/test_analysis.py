@@ -179,6 +179,8 @@ def test_paper_constants_are_the_papers():
     assert analysis.paper_row("shared_lora", 64).f1 == 61.26
     assert analysis.paper_row("shared_lora", 4).rank == 32  # closest reported: the smallest
     assert analysis.paper_row("ewc") is None
+    assert analysis.paper_row("multi_lora", 64).f1 == 73.79 and analysis.paper_row("multi_lora", 4).rank == 32
+    assert analysis.paper_row("multi_lora", 256).method == "MULTI"
     assert analysis.PAPER_TABLE2[("VANILLA", None)] == (-0.08, 0.55)
     assert analysis.PAPER_FIGURE3["most_destructive"] == "zh-CN" and analysis.PAPER_FIGURE3["best_donor"] == "de-DE"
     table = analysis.paper_table1()
@@ -231,8 +233,12 @@ def test_strategy_facts_come_from_the_registry(tmp_path):
 
     assert analysis.baseline_strategy() == "vanilla" and analysis.reference_strategy() == "multi"
     assert analysis.PAPER_NAMES == {name: cls.paper_name for name, cls in REGISTRY.items() if cls.paper_name}
-    assert set(analysis.PAPER_NAMES) == {"multi", "mono", "vanilla", "shared_lora", "nonshared_lora"}
+    assert set(analysis.PAPER_NAMES) == {"multi", "mono", "vanilla", "shared_lora", "multi_lora", "nonshared_lora"}
     assert analysis.paper_method_strategy("SHARED LoRA") == "shared_lora"
+    # MULTI LoRA is the paper's MULTI with a rank: its own name on pages, MULTI's rows with a rank
+    # in Table 1, and neither the joint reference nor the method MULTI stands for
+    assert analysis.PAPER_NAMES["multi_lora"] == "MULTI" and analysis.paper_method_strategy("MULTI") == "multi"
+    assert analysis.display_name("multi_lora") == "MULTI LoRA" and analysis.display_name("multi") == "MULTI"
     assert analysis.paper_method_strategy("ADAPTER SOUP") is None
     assert analysis.display_name("family_experts") == "FAMILY EXPERTS" and analysis.display_name("l2sp") == "L2-SP"
     assert analysis.display_name("nonshared_lora") == "NON-SHARED LoRA"
@@ -318,7 +324,7 @@ def test_claim_checks_on_the_three_language_study(study):
     # Table 1: finals MULTI 0.85 > MONO 0.8 > VANILLA 0.656 (EWC 0.667 is not in the paper), as in the paper
     row = checked(checks, "ranking")
     assert row["ours"] == "3 of 3 pairs as in the paper" and row["agrees"] is True
-    assert row["paper"] == "MULTI > MONO > NON-SHARED LoRA > VANILLA > SHARED LoRA"
+    assert row["paper"] == "MULTI > MULTI LoRA > MONO > NON-SHARED LoRA > VANILLA > SHARED LoRA"  # r = 32 rows
     assert checked(checks, "reference_best")["ours"] == "rank 1" and checked(checks, "reference_best")["agrees"]
     # Vitality (en-US, ru-RU high; th-TH mid): mid is best and high worst for VANILLA and EWC; MULTI
     # (0.85 both) and MONO (0.8 everywhere) tie, so 2 of 4 strategies: not more than half.

@@ -300,6 +300,36 @@ def test_nonshared_lora_leaves_base_weights_bitwise_unchanged(quick_config):
     assert len(adapters) == 2
 
 
+@pytest.mark.slow
+def test_multi_lora_trains_one_joint_step_of_only_an_adapter_and_the_head(quick_runs):
+    """MULTI LoRA (the paper's MULTI with a rank): one step on every language of the order at once,
+    like MULTI, training only the LoRA adapter and the head on the frozen base, like SHARED LoRA."""
+    from nbforget.strategies import Step
+
+    config = quick_runs.config
+    order = tuple(resolve_order(config.orders[0], config.languages))
+    steps = expected_steps(config, "multi_lora", list(order))
+    assert steps == [Step(0, order)] == expected_steps(config, "multi", list(order))
+    prepared = prepare(config, progress=False)
+    strategy = REGISTRY["multi_lora"](RunContext(config, prepared.task, prepared.base_source, config.seeds[0],
+                                                 default_device(), order))
+    model = strategy.initial_model()
+    trainable = {name: p.numel() for name, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in name or "modules_to_save" in name for name in trainable), sorted(trainable)
+    assert any("lora_" in name for name in trainable) and any("modules_to_save" in name for name in trainable)
+    assert strategy.learning_rate == config.train.lora_learning_rate
+
+    path = quick_runs.path("multi_lora")
+    assert [record["languages"] for record in step_records(path).values()] == [list(order)]
+    result = json.loads((path / "result.json").read_text())
+    counts = result["trainable_parameters"]
+    assert counts["per_step"] == {"+".join(order): sum(trainable.values())}
+    full = json.loads((quick_runs.path("multi") / "result.json").read_text())["trainable_parameters"]
+    assert counts["max_per_step"] < full["max_per_step"] / 5
+    record = result["strategy_records"]["+".join(order)]
+    assert record["adapter_parameters"] + record["head_parameters"] == sum(trainable.values())
+
+
 # ----------------------------------------------------------------------------- data preparation
 
 

@@ -172,6 +172,22 @@ def test_metrics_text_of_the_joint_reference_states_the_cost_of_sequential_train
     assert f"ends at {final:.3f}, {0.85 - final:.3f} below it: that gap is what learning one language" in text
 
 
+def test_metrics_text_of_a_joint_lora_run_compares_with_multi_and_vanilla(ewc_with_references, tmp_path):
+    """MULTI LoRA is joint training but not the joint reference: its page sets its final average
+    beside MULTI's and VANILLA's, and does not call the gap to VANILLA the cost of the sequence alone."""
+    _, references = ewc_with_references
+    run = write_run(tmp_path, "multi_lora", [[0.8, 0.7, 0.6]])
+    assert run.joint and pages.reference_strategies("multi_lora") == ["multi", "vanilla"]
+    text = pages.metrics_text(run, references)
+    assert "CBT is not defined for this run" in text
+    assert "MULTI, joint training on the same languages and seed, ends at 0.850; the final average of MULTI LoRA " \
+           f"is {0.85 - 0.7:.3f} below it." in text
+    final = np.mean([0.4, 0.5, 0.9])
+    assert f"VANILLA, sequential training on the same order and seed, ends at {final:.3f}, " \
+           f"{0.7 - final:.3f} below it; MULTI LoRA trains LoRA adapters on the frozen base model and VANILLA every weight" in text
+    assert "that gap is what learning one language at a time costs" not in text
+
+
 @pytest.mark.parametrize("strategy", sorted(REGISTRY))
 def test_drift_text_names_the_extremes_and_what_the_registry_says_of_the_strategy(tmp_path, strategy):
     matrix = JOINT if REGISTRY[strategy].joint_reference else MATRIX
@@ -221,6 +237,17 @@ def test_adapter_table_of_one_adapter_per_language_and_without_a_baseline(tmp_pa
     text = pages.adapter_text(run)
     assert "3 in all: lang_en-US, lang_ru-RU, lang_th-TH" in text and "keeps 3,000 trainable parameters" in text
     assert "no complete run of the sequential baseline" in text
+
+
+def test_adapter_text_of_one_adapter_trained_once_on_all_languages(tmp_path):
+    run = write_run(tmp_path, "multi_lora", JOINT, records={"+".join(ORDER): LORA}, per_step=1000)
+    vanilla = write_run(tmp_path, "vanilla", per_step=10000)
+    assert pages.adapter_table(run, [vanilla])["parameters"].to_dict() == {
+        "one adapter (rank 8)": 800, "one head": 200, "trained at each step (adapter + head)": 1000,
+        "full fine-tuning (VANILLA, per step)": 10000}
+    text = pages.adapter_text(run, [vanilla])
+    assert "One adapter and head are trained once, on all 3 languages at once: 1,000 parameters hold them all" in text
+    assert "every step" not in text
 
 
 FROZEN = {"en-US": {"frozen": []}, "ru-RU": {"frozen": ["embeddings"]}, "th-TH": {"frozen": ["embeddings"]}}

@@ -88,7 +88,7 @@ def test_the_paper_profile_uses_the_papers_settings_per_group():
     ranks = {name: [run.swept.get("strategy.lora.rank") for run in planned_runs(swept, [name], orders=[1])]
              for name in config.strategies}
     assert ranks == {"multi": [None], "mono": [None], "vanilla": [None], "shared_lora": [32, 64, 256],
-                     "nonshared_lora": [32, 64, 256]}
+                     "multi_lora": [32, 64, 256], "nonshared_lora": [32, 64, 256]}
 
 
 @pytest.mark.parametrize("by_strategy, expected", [
@@ -97,7 +97,7 @@ def test_the_paper_profile_uses_the_papers_settings_per_group():
     ({"lora": {"train": {"learning_rate": 0.1}}},
      "by_strategy.lora.train.learning_rate (in ", ),
     ({"lora": {"train": {"learning_rate": 0.1}}}, "set that instead"),
-    ({"vanilla": {"strategy": {"lora": {"rank": 8}}}}, "it is read by shared_lora, nonshared_lora"),
+    ({"vanilla": {"strategy": {"lora": {"rank": 8}}}}, "it is read by shared_lora, multi_lora, nonshared_lora"),
 ])
 def test_by_strategy_names_and_unread_settings_are_refused(by_strategy, expected):
     config = quick(by_strategy=by_strategy)
@@ -165,7 +165,7 @@ def test_sweep_expands_the_product_of_the_axes_a_strategy_reads(tmp_path):
     for name, swept in by_strategy.items():
         assert swept == (both if get_strategy(name).reads("strategy.lora.rank") else data_only), name
     assert len({run.store.path for run in runs}) == len(runs)  # every point its own run, none twice
-    assert len(runs) == 2 * 4 + 9 * 2
+    assert len(runs) == 3 * 4 + 9 * 2  # the LoRA strategies (shared, multi, non-shared) read both axes
 
 
 def test_each_point_is_the_run_of_its_settings(tmp_path):
@@ -252,7 +252,7 @@ def test_an_axis_no_strategy_of_the_profile_reads_is_refused():
     config = quick(sweep={"rank": {"strategy.lora.rank": [2, 4]}}, strategies=["vanilla", "mono"])
     message = error_of(check_names, config)
     assert "sweep.rank" in message and "none of the strategies run (vanilla, mono) reads strategy.lora.rank" in message
-    assert "read by shared_lora, nonshared_lora" in message
+    assert "read by shared_lora, multi_lora, nonshared_lora" in message
 
 
 @pytest.mark.parametrize("argument, expected", [

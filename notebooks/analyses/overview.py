@@ -79,7 +79,7 @@ Markdown(analysis.transfer_text(study))
 #
 # $P_i$, the mean score over the languages trained so far, after each language, averaged over
 # orders (the band is the 95% interval over orders when there are several). Joint training
-# (MULTI) is the dotted level line of its final average, and chance the dashed grey line. In the
+# (MULTI, MULTI LoRA) is a dotted level line of its final average, and chance the dashed grey line. In the
 # paper (Figure 2) MULTI stays above 0.73, VANILLA loses 10-15 points over the sequence, SHARED
 # LoRA 15-30 points, and NON-SHARED LoRA stays between 0.70 and 0.73.
 

@@ -164,7 +164,7 @@ class RunConfig:
     orders_by_strategy: dict[str, list[Any]] = field(default_factory=dict)  # strategy -> its own orders
     seeds: list[int] = field(default_factory=lambda: [0])
     strategies: list[str] = field(default_factory=lambda: [
-        "multi", "mono", "vanilla", "shared_lora", "nonshared_lora",
+        "multi", "mono", "vanilla", "shared_lora", "multi_lora", "nonshared_lora",
         "freeze", "l2sp", "ewc", "reversion", "merge", "family_experts",
     ])
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -371,7 +371,8 @@ def _compare(value: float, other: float) -> str:
 
 def metrics_text(run, references=()) -> str:
     """Markdown: final average and CBT (`analysis.describe_forgetting`), and the gap to joint training
-    (for a sequential run) or to sequential training (for the joint reference)."""
+    (for a sequential run, or a joint run that is not the joint reference, such as MULTI LoRA) and to
+    sequential training (for a joint run)."""
     from nbforget import analysis
 
     summary = analysis.run_summary(run)
@@ -380,16 +381,22 @@ def metrics_text(run, references=()) -> str:
             "with its sign. "
             + analysis.describe_forgetting(summary, name, references))
     joint, baseline = _reference(references, "joint_reference"), _reference(references, "sequential_baseline")
-    if not run.joint and joint is not None:
+    if joint is not None:  # never the run itself: a strategy is not among its own references
         level = analysis.run_summary(joint)["final_average"]
         text += (f" {_name(joint.strategy)}, joint training on the same languages and seed, ends at {level:.3f}; "
                  f"the final average of {name} is {_compare(summary['final_average'], level)}.")
-    elif run.joint and baseline is not None:
+    if run.joint and baseline is not None:
         final = analysis.run_summary(baseline)["final_average"]
         text += (f" {_name(baseline.strategy)}, sequential training on the same order and seed, ends at "
                  f"{final:.3f}, {_compare(final, summary['final_average'])}")
         costs = final < summary["final_average"] - 5e-4
-        text += ": that gap is what learning one language at a time costs here." if costs else "."
+        lora = _fact(run.strategy, "uses_lora", False)
+        if lora != _fact(baseline.strategy, "uses_lora", False):  # MULTI LoRA against VANILLA
+            kinds = ("LoRA adapters on the frozen base model", "every weight")
+            text += (f"; {name} trains {kinds[not lora]} and {_name(baseline.strategy)} {kinds[lora]}, so a gap "
+                     "between the two holds that difference as well as the cost of learning one language at a time.")
+        else:
+            text += ": that gap is what learning one language at a time costs here." if costs else "."
     return text
 
 
@@ -523,6 +530,9 @@ def adapter_text(run, references=()) -> str:
         text += (f" Each language has its own adapter and head ({len(adapters)} in all: "
                  f"{_languages(adapters)}), so the run keeps {_count(per_step * len(adapters))} trainable "
                  "parameters, and no adapter is trained again after its language.")
+    elif run.joint:
+        text += (f" One adapter and head are trained once, on all {len(run.order)} languages at once: "
+                 f"{_count(per_step)} parameters hold them all.")
     else:
         text += (f" The same adapter and head are trained at every step: {_count(per_step)} parameters hold all "
                  f"{len(records)} languages.")

@@ -145,7 +145,8 @@ def paper_row(strategy: str, rank: int | None = None) -> PaperRow | None:
     """The Table 1 row a strategy is compared with; None for strategies the paper did not run.
 
     Strategies that train LoRA adapters take the row of `rank` when the paper has it, else the
-    r = 32 row; the others take the method's row without a rank (for MULTI: full fine-tuning).
+    r = 32 row (MULTI LoRA takes MULTI's rows with a rank); the others take the method's row without
+    a rank (for MULTI: full fine-tuning).
     """
     method = PAPER_NAMES.get(strategy)
     if method is None:
