@@ -517,3 +517,68 @@ def test_a_difference_of_zero_does_not_have_the_papers_sign(study):
     table = analysis.contrast_table(analysis.language_measures(study), analysis.SCRIPT_CONTRAST, ["mono"])
     assert table.loc[("MONO", "forgetting"), "non-Latin minus Latin"] == "+0.000 [+0.000, +0.000]"
     assert set(table["agreement"]) == {"disagrees"}
+
+
+# --------------------------------------------------------------------------- sweep points
+
+
+def test_an_unswept_study_is_its_own_single_point(study):
+    assert study.points() == [{}]
+    assert study.first_point() is study and study.at({}) is study
+    assert study.sweep_text() == "" and "Sweep point" not in study.describe()
+    assert len(study.runs) == len(study.all_runs) == 10
+    assert "not swept by profile 'quick'" in str(pytest.raises(NbforgetError, study.at,
+                                                                {"strategy.lora.rank": 4}).value)
+
+
+def two_rank_study(study):
+    """The hand-made runs as a study of a rank sweep: VANILLA (reads no rank) and its runs again as
+    SHARED LoRA at ranks 2 and 8 (not 4: the sweep's declared order comes first), 16 never run."""
+    import dataclasses
+
+    config = study.config.with_overrides({"sweep": {"rank": {"strategy.lora.rank": [2, 4, 8, 16]}}})
+    runs = list(study.of("vanilla"))
+    for rank, offset in ((8, 0.1), (2, 0.0)):
+        runs += [dataclasses.replace(run, strategy="shared_lora", matrix=run.matrix - offset,
+                                     swept={"strategy.lora.rank": rank}) for run in study.of("vanilla")]
+    missing = [("shared_lora", "1", 0), ("shared_lora", "1", 0)]
+    return analysis.Study(config, runs, missing,
+                          missing_swept=[{"strategy.lora.rank": 4}, {"strategy.lora.rank": 16}])
+
+
+def test_a_study_of_two_sweep_points_refuses_to_mix_them(study):
+    swept = two_rank_study(study)
+    assert swept.points() == [{"strategy.lora.rank": 2}, {"strategy.lora.rank": 8}]  # declared order
+    for read in (lambda: swept.runs, lambda: swept.of("shared_lora"), lambda: analysis.table1(swept),
+                 lambda: analysis.table2(swept), lambda: analysis.average_over_time(swept)):
+        message = str(pytest.raises(NbforgetError, read).value)
+        assert "shared_lora at strategy.lora.rank=2 and strategy.lora.rank=8" in message
+        assert "use study.at(point) or study.first_point()" in message
+    assert len(swept.of("vanilla")) == 3 and len(swept.all_runs) == 9 and len(analysis.run_metrics(swept)) == 9
+    assert "Runs of 2 sweep points: strategy.lora.rank=2; strategy.lora.rank=8" in swept.describe()
+
+    for rank, offset in ((2, 0.0), (8, 0.1)):
+        part = swept.at({"strategy.lora.rank": rank})
+        assert sorted((run.strategy, run.swept.get("strategy.lora.rank")) for run in part.runs) == \
+            [("shared_lora", rank)] * 3 + [("vanilla", None)] * 3  # VANILLA is in every point
+        assert part.config.strategy.lora.rank == rank and part.point == {"strategy.lora.rank": rank}
+        assert part.sweep_text() == f"strategy.lora.rank = {rank} (of 2, 4, 8, 16)"
+        assert part.missing == [] and part.points() == [{}]
+        expected = analysis.table1(analysis.Study(study.config, study.of("vanilla"), [])).loc["vanilla", "final_average"]
+        assert analysis.table1(part).loc["shared_lora", "final_average"] == pytest.approx(expected - offset)
+    first = swept.first_point()
+    assert first.point == {"strategy.lora.rank": 2}
+    assert "Sweep point shown: strategy.lora.rank = 2 (of 2, 4, 8, 16)" in first.describe()
+    unrun = swept.at({"strategy.lora.rank": 4})
+    assert [run.strategy for run in unrun.runs] == ["vanilla"] * 3 and unrun.missing == [("shared_lora", "1", 0)]
+    assert "shared_lora" in unrun.missing_strategies and "shared_lora" not in first.missing_strategies
+    assert "not a value of the sweep; its values: 2, 4, 8, 16" in str(
+        pytest.raises(NbforgetError, swept.at, {"strategy.lora.rank": 3}).value)
+
+    table = analysis.table1_comparison_by_point(swept)
+    assert list(table.index) == ["VANILLA", "SHARED LoRA (strategy.lora.rank = 2)",
+                                 "SHARED LoRA (strategy.lora.rank = 8)"]
+    for rank in (2, 8):
+        own = analysis.table1_comparison(swept.at({"strategy.lora.rank": rank}))
+        assert table.loc[f"SHARED LoRA (strategy.lora.rank = {rank})"].equals(own.loc["SHARED LoRA"])
+    assert analysis.table1_comparison_by_point(study).equals(analysis.table1_comparison(study))

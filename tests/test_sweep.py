@@ -326,7 +326,54 @@ def test_the_study_has_a_column_per_swept_setting(quick_config):
     assert len(study.missing) == 4  # the four SHARED LoRA points
     metrics = run_metrics(study)
     assert sorted(metrics["train.max_train_examples"]) == [16, 24]
-    assert {run.swept["train.max_train_examples"] for run in study.runs} == {16, 24}
+    assert {run.swept["train.max_train_examples"] for run in study.all_runs} == {16, 24}
+    # MULTI has a run at each data point: an analysis of study.runs would average them
+    assert study.points() == [{"train.max_train_examples": 16}, {"train.max_train_examples": 24}]
+    assert "multi at train.max_train_examples=16 and train.max_train_examples=24" in error_of(lambda: study.runs)
+    assert [run.swept for run in study.first_point().runs] == [{"train.max_train_examples": 16}]
+
+
+@pytest.mark.slow
+def test_analyses_read_one_sweep_point_of_real_runs(quick_config):
+    """Real runs of a rank sweep (VANILLA once, SHARED LoRA at ranks 2 and 4; rank 8 never run):
+    `Study.runs` refuses to mix the ranks, `at` and `first_point` give one rank's runs with
+    VANILLA's, the overview's Table 1 has a row per rank, and without the sweep nothing changed."""
+    from nbforget.analysis import load_study, table1, table1_comparison, table1_comparison_by_point
+    from nbforget.engine import run_strategy
+
+    rank = "strategy.lora.rank"
+    config = quick_config({"sweep": {"rank": {rank: [2, 4, 8]}}, "strategies": ["vanilla", "shared_lora"]})
+    folders = {}
+    for run in planned_runs(config)[:3]:  # vanilla, shared_lora at 2, shared_lora at 4
+        folders[(run.strategy, run.swept.get(rank))] = run_strategy(run.config, run.strategy, order=run.order,
+                                                                    seed=run.seed, progress=False)
+    assert list(folders) == [("vanilla", None), ("shared_lora", 2), ("shared_lora", 4)]
+    study = load_study(config)
+    assert len(study.all_runs) == 3 and study.missing == [("shared_lora", "1", 0)]
+    assert study.points() == [{rank: 2}, {rank: 4}]  # rank 8 has no run
+    for read in (lambda: study.runs, lambda: table1(study)):
+        message = error_of(read)
+        assert "shared_lora at strategy.lora.rank=2 and strategy.lora.rank=4" in message
+        assert "use study.at(point) or study.first_point()" in message
+    for value in (2, 4):
+        part = study.at({rank: value})
+        assert sorted(run.run_dir for run in part.runs) == sorted([folders[("vanilla", None)],
+                                                                  folders[("shared_lora", value)]])
+        assert part.config.strategy.lora.rank == value and part.missing == []
+        assert part.sweep_text() == f"strategy.lora.rank = {value} (of 2, 4, 8)"
+    assert study.at({rank: 8}).missing == [("shared_lora", "1", 0)]
+    assert [run.run_dir for run in study.at({rank: 8}).runs] == [folders[("vanilla", None)]]
+    first = study.first_point()
+    assert first.point == {rank: 2} and "Sweep point shown: strategy.lora.rank = 2 (of 2, 4, 8)" in first.describe()
+    assert list(table1(first).index) == ["vanilla", "shared_lora"]
+    assert list(table1_comparison_by_point(study).index) == [
+        "VANILLA", "SHARED LoRA (strategy.lora.rank = 2)", "SHARED LoRA (strategy.lora.rank = 4)"]
+
+    plain = load_study(quick_config({"strategies": ["vanilla", "shared_lora"]}))  # the profile's rank, 4
+    assert plain.points() == [{}] and plain.first_point() is plain and plain.sweep_text() == ""
+    assert sorted(run.run_dir for run in plain.runs) == sorted([folders[("vanilla", None)],
+                                                               folders[("shared_lora", 4)]])
+    assert table1_comparison_by_point(plain).equals(table1_comparison(plain))
 
 
 def test_grid_jobs_give_each_notebook_its_point_and_the_notebook_finds_the_planned_run(tmp_path):

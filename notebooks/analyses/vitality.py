@@ -34,7 +34,7 @@ from nbforget.pages import notebook_config, versions_table
 from nbforget import analysis, plots
 
 config = notebook_config(params_file, overrides, runs_dir=runs_dir)
-study = analysis.load_study(config)
+study = analysis.load_study(config).first_point()  # one configuration: the sweep's first point, if any
 measures = analysis.language_measures(study)
 sequential = analysis.sequential_strategies(study)
 BUCKETS = list(config.vitality_buckets)

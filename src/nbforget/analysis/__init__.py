@@ -11,7 +11,8 @@ Modules, each importing only those above it (and none of batch/, publish/, pages
     study         reading runs: RunRecord, load_run(run_dir), Study, load_study(config),
                   companion_runs(config, run), run_summary(run), summary_table(summary),
                   distinct_parameters(run), baseline_strategy() (VANILLA),
-                  reference_strategy() (MULTI)
+                  reference_strategy() (MULTI); one sweep point at a time: Study.points(),
+                  Study.at(point), Study.first_point(), Study.sweep_text()
     tables        numbers for a Study: run_metrics, summarize_over_orders, vitality_scores,
                   table1, table2, average_over_time, order_matrices, performance_shift,
                   hop_tables, sequential_strategies, focus_strategy, matrix_regions
@@ -24,7 +25,8 @@ Modules, each importing only those above it (and none of batch/, publish/, pages
                   MEASURES, SCRIPT_GROUPS, FAMILY_STRONG, FAMILY_POOR, paper_family_group,
                   group_summary, group_difference, group_table, measure_table, group_points,
                   difference_table, indo_european_table, group_counts_text, extreme_group
-    versus_paper  side by side and checked: table1_comparison, table2_comparison,
+    versus_paper  side by side and checked: table1_comparison, table1_comparison_by_point,
+                  table2_comparison,
                   ranking_agreement, paper_final_scores, scale_statement; claim_checks(study)
                   (one row per checkable claim of the paper: the paper, ours, agrees),
                   claim_table, claims_summary, agreement_label; SCRIPT_CONTRAST,
@@ -60,7 +62,8 @@ from nbforget.analysis.versus_paper import (FAMILY_CONTRAST, MEASURE_LABELS, SCR
                                             agreement_label, average_over_time_text, claim_checks, claim_table,
                                             claims_summary, contrast_table, contrast_text, hop_text,
                                             paper_final_scores, ranking_agreement, ranking_text, scale_statement,
-                                            shift_text, table1_comparison, table2_comparison, transfer_text,
+                                            shift_text, table1_comparison, table1_comparison_by_point,
+                                            table2_comparison, transfer_text,
                                             vitality_comparison, vitality_text, vitality_transfer_text)
 
 __all__ = [
@@ -84,7 +87,8 @@ __all__ = [
     "group_summary", "group_difference", "group_table", "measure_table", "group_points", "difference_table",
     "indo_european_table", "group_counts_text", "extreme_group",
     # versus_paper
-    "table1_comparison", "table2_comparison", "ranking_agreement", "paper_final_scores", "scale_statement",
+    "table1_comparison", "table1_comparison_by_point", "table2_comparison", "ranking_agreement",
+    "paper_final_scores", "scale_statement",
     "Contrast", "SCRIPT_CONTRAST", "FAMILY_CONTRAST", "MEASURE_LABELS", "agreement_label", "claim_checks",
     "claim_table", "claims_summary", "contrast_table", "contrast_text", "ranking_text", "transfer_text",
     "average_over_time_text", "shift_text", "hop_text", "vitality_comparison", "vitality_text",

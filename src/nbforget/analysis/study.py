@@ -2,7 +2,9 @@
 
     load_run(run_dir) -> RunRecord        one complete run: score matrix, order, result, drift
     load_study(config) -> Study           every complete run of a profile (each sweep point's too), and
-                                          what is missing; `Study.runs_table()` has the swept values
+                                          what is missing; `Study.runs_table()` has the swept values;
+                                          `Study.points()`, `Study.at(point)`, `Study.first_point()`
+                                          give one point's runs (`Study.runs` refuses to mix points)
     companion_runs(config, run)           other strategies' runs of the same order and seed
     run_summary(run), summary_table(...)  its metrics, recomputed from its scores
     distinct_parameters(run)              trainable parameters as the paper counts them
@@ -13,6 +15,7 @@ Run folders are located and their status read through `nbforget.runs`; facts abo
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nbforget import NbforgetError, metrics
-from nbforget.config import RunConfig, display_path
+from nbforget.config import RunConfig, display_path, point_overrides, sweep_axes, sweep_points
 from nbforget.runs import base_scores, order_label, read_complete_run, run_status, score_matrix
 from nbforget.strategies import REGISTRY, planned_runs, run_store
 
@@ -140,29 +143,152 @@ def load_run(run_dir: str | Path) -> RunRecord:
     )
 
 
-@dataclass
-class Study:
-    """The complete runs of one profile that match its languages, orders and seeds."""
+def _consistent(swept: dict, point: dict) -> bool:
+    """True when a run with swept values `swept` belongs to `point`: they agree on every setting
+    both name (a run is at every value of a setting its strategy does not read)."""
+    return all(point[key] == value for key, value in swept.items() if key in point)
 
-    config: RunConfig
-    runs: list[RunRecord]
-    missing: list[tuple[str, str, int]]  # (strategy, order label, seed) expected but not complete
+
+def _point_label(point: dict) -> str:
+    """A sweep point as ``grid --list`` prints it: ``strategy.lora.rank=32, train.epochs=2``."""
+    return ", ".join(f"{key}={value}" for key, value in point.items()) or "no swept setting"
+
+
+def _point_key(point: dict) -> str:
+    return json.dumps(point, sort_keys=True, default=str)
+
+
+class Study:
+    """The complete runs of one profile that match its languages, orders and seeds.
+
+    With a sweep, the runs of every sweep point are kept (``all_runs``; `runs_table` lists them
+    with their swept values). An analysis reads one configuration: ``study.runs`` (and
+    `Study.of`) raise `NbforgetError` when a strategy has runs at more than one sweep point, since
+    averaging them (SHARED LoRA at rank 32 and 256 together) would present a wrong number as one
+    strategy's result. `Study.points` lists the points present, `Study.at` gives the study of one
+    (with the strategies the sweep does not change, the same at every point) and
+    `Study.first_point` the first in the sweep's declared order; `Study.sweep_text` names it.
+    """
+
+    def __init__(self, config: RunConfig, runs: list[RunRecord], missing: list[tuple[str, str, int]], *,
+                 point: dict | None = None, missing_swept: list[dict] | None = None) -> None:
+        self.config = config
+        self.all_runs = list(runs)
+        self.missing = list(missing)  # (strategy, order label, seed) expected but not complete
+        # the swept values of each missing run (parallel to `missing`), to tell the points apart
+        self.missing_swept = list(missing_swept) if missing_swept is not None else [{} for _ in self.missing]
+        self.point = dict(point or {})  # the sweep point this study is restricted to ({}: all of them)
+
+    def __repr__(self) -> str:
+        return (f"Study(profile={self.config.profile!r}, runs={len(self.all_runs)}, missing={len(self.missing)}"
+                + (f", point={self.point!r}" if self.point else "") + ")")
+
+    # --- one configuration at a time ---------------------------------------------------------
+
+    def _points_of(self, runs: list[RunRecord]) -> dict[str, list[dict]]:
+        """Strategy -> the distinct swept values of its `runs`, where there are more than one."""
+        found: dict[str, dict[str, dict]] = {}
+        for run in runs:
+            found.setdefault(run.strategy, {}).setdefault(_point_key(run.swept), run.swept)
+        values = {key: list(keys[key]) for keys in self.config.sweep.values() for key in keys}
+
+        def declared(point: dict) -> tuple:  # the sweep's declared order
+            return tuple(values[key].index(value) if value in values.get(key, ()) else len(values.get(key, ()))
+                         for key, value in point.items())
+
+        return {strategy: sorted(points.values(), key=declared) for strategy, points in found.items()
+                if len(points) > 1}
+
+    def _one_point(self, runs: list[RunRecord]) -> list[RunRecord]:
+        mixed = self._points_of(runs)
+        if mixed:
+            which = "; ".join(f"{strategy} at " + " and ".join(_point_label(point) for point in points)
+                              for strategy, points in mixed.items())
+            raise NbforgetError(
+                f"the study of profile {self.config.profile!r} has runs of more than one sweep point for the "
+                f"same strategy ({which}); an analysis of study.runs would average them as one strategy's "
+                "result: use study.at(point) or study.first_point() (study.points() lists the points: "
+                + "; ".join(_point_label(point) for point in self.points()) + ")")
+        return runs
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """The runs, for an analysis of one configuration: raises `NbforgetError` when a strategy
+        has runs at more than one sweep point (`all_runs` has them all; use `at` or `first_point`)."""
+        return self._one_point(self.all_runs)
+
+    @runs.setter
+    def runs(self, runs: list[RunRecord]) -> None:
+        self.all_runs = list(runs)
+
+    def of(self, strategy: str) -> list[RunRecord]:
+        """`strategy`'s runs; raises `NbforgetError` when they are of more than one sweep point."""
+        return self._one_point([run for run in self.all_runs if run.strategy == strategy])
+
+    def points(self) -> list[dict]:
+        """The sweep points with runs here, in the sweep's declared order (the first axis varies
+        slowest), each as dotted key -> value over the axes some run's strategy reads; a point is
+        listed when runs of it read every one of its axes. ``[{}]`` without a sweep."""
+        read = {key for run in self.all_runs for key in run.swept}
+        axes = {axis: keys for axis, keys in sweep_axes(self.config).items() if any(key in read for key in keys)}
+        found = []
+        for point in sweep_points(axes):
+            matching = [run for run in self.all_runs if _consistent(run.swept, point)]
+            if matching and all(any(key in run.swept for run in matching for key in keys) for keys in axes.values()):
+                found.append(point)
+        return found or [{}]
+
+    def at(self, point: dict) -> Study:
+        """The study of one sweep point (dotted key -> value; a value for some axes only keeps
+        every value of the others): the runs of that point, and the runs of the strategies that do
+        not read its settings (the same at every point). Its ``config`` has the point's settings,
+        as the point's runs had (the LoRA rank the paper's rows are picked for, say)."""
+        point = dict(point or {})
+        if not point:
+            return self
+        values = {key: list(keys[key]) for keys in self.config.sweep.values() for key in keys}
+        for key, value in point.items():
+            if key not in values:
+                raise NbforgetError(
+                    f"study.at: {key} is not swept by profile {self.config.profile!r}; the swept settings: "
+                    + (", ".join(values) or "none (the profile has no sweep)"))
+            if value not in values[key]:
+                raise NbforgetError(f"study.at: {key}={value!r} is not a value of the sweep; its values: "
+                                    + ", ".join(str(choice) for choice in values[key]))
+        runs = [run for run in self.all_runs if _consistent(run.swept, point)]
+        kept = [index for index, swept in enumerate(self.missing_swept) if _consistent(swept, point)]
+        return Study(self.config.with_overrides(point_overrides(point)), runs, [self.missing[i] for i in kept],
+                     point={**self.point, **point}, missing_swept=[self.missing_swept[i] for i in kept])
+
+    def first_point(self) -> Study:
+        """The study of the first sweep point present (`points`, in the sweep's declared order);
+        the study itself without a sweep."""
+        return self.at(self.points()[0])
+
+    def sweep_text(self) -> str:
+        """The sweep point this study shows, for a page: ``strategy.lora.rank = 32 (of 32, 64,
+        256)``, one entry per swept setting (joined by "; "); "" when it is not one point's."""
+        parts = []
+        for keys in self.config.sweep.values():
+            for key, values in keys.items():
+                if key in self.point:
+                    parts.append(f"{key} = {self.point[key]} (of {', '.join(str(value) for value in values)})")
+        return "; ".join(parts)
+
+    # --- what was found ------------------------------------------------------------------------
 
     @property
     def strategies(self) -> list[str]:
         """Strategies with at least one complete run: the profile's list first, then the others."""
-        found = {run.strategy for run in self.runs}
+        found = {run.strategy for run in self.all_runs}
         listed = [name for name in self.config.strategies if name in found]
         return listed + sorted(found - set(listed))
 
     @property
     def missing_strategies(self) -> list[str]:
         """Strategies of the profile's list without any complete run."""
-        found = {run.strategy for run in self.runs}
+        found = {run.strategy for run in self.all_runs}
         return [name for name in self.config.strategies if name not in found]
-
-    def of(self, strategy: str) -> list[RunRecord]:
-        return [run for run in self.runs if run.strategy == strategy]
 
     @property
     def sweep_keys(self) -> list[str]:
@@ -176,32 +302,41 @@ class Study:
         return {key: run.swept.get(key) for key in self.sweep_keys}
 
     def runs_table(self) -> pd.DataFrame:
-        """One row per run: strategy, order, seed, the swept values (one column per swept setting,
-        see `sweep_keys`) and the run directory; pages group by the swept columns."""
+        """One row per run (of every sweep point): strategy, order, seed, the swept values (one
+        column per swept setting, see `sweep_keys`) and the run directory; pages group by the
+        swept columns."""
         rows = [{"strategy": run.strategy, "order": run.order_spec, "seed": run.seed, **self.swept_values(run),
-                 "run_dir": str(run.run_dir)} for run in self.runs]
+                 "run_dir": str(run.run_dir)} for run in self.all_runs]
         return pd.DataFrame(rows, columns=["strategy", "order", "seed", *self.sweep_keys, "run_dir"])
 
     @property
     def metric(self) -> str | None:
-        return self.runs[0].metric if self.runs else None
+        return self.all_runs[0].metric if self.all_runs else None
 
     @property
     def chance(self) -> float:
-        return self.runs[0].chance if self.runs else float("nan")
+        return self.all_runs[0].chance if self.all_runs else float("nan")
 
     @property
     def orders(self) -> list[str]:
-        return sorted({run.order_spec for run in self.runs})
+        return sorted({run.order_spec for run in self.all_runs})
 
     def describe(self) -> str:
-        """One paragraph: what was found, and what is missing."""
+        """One paragraph: what was found, and what is missing (and which sweep point it shows)."""
         config = self.config
         text = (f"Profile `{config.profile}`: data set `{config.dataset}`, model `{config.model.name}`, "
                 f"{len(config.languages)} languages ({', '.join(config.languages)}), "
                 f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
-                f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.runs)} complete run(s) "
+                f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.all_runs)} complete run(s) "
                 f"of {len(self.strategies)} strategies.")
+        if self.point:
+            text += (f" Sweep point shown: {self.sweep_text()}; the runs of the sweep's other points are left out "
+                     "(strategies that do not read the swept settings have the same runs at every point).")
+        else:
+            points = self.points()
+            if len(points) > 1:
+                text += (f" Runs of {len(points)} sweep points: " + "; ".join(_point_label(p) for p in points)
+                         + "; an analysis reads one at a time (`study.at(point)`, `study.first_point()`).")
         if config.held_out_languages:
             text += (f" Held out (scored before training and after every step, never trained): "
                      f"{', '.join(config.held_out_languages)}; the metrics of the papers read the trained languages "
@@ -230,7 +365,7 @@ def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) ->
     root = config.runs_path
     languages = set(config.languages)
     records: dict[Path, RunRecord] = {}
-    missing = []
+    missing, missing_swept = [], []
 
     def read(run) -> RunRecord:
         record = load_run(run.store.path)
@@ -242,13 +377,14 @@ def load_study(config: RunConfig, *, strategies: Iterable[str] | None = None) ->
             records[run.store.path] = read(run)
         else:
             missing.append((run.strategy, order_label(run.order), run.seed))
+            missing_swept.append(dict(run.swept))
     others = sorted(folder.name for folder in (root / config.profile).glob("*") if folder.is_dir())
     others = [strategy for strategy in others if strategy not in expected and strategy in REGISTRY]
     for run in planned_runs(config, others, orders=config.orders):  # this config's runs of those strategies
         if run.store.status == "complete":
             records[run.store.path] = read(run)
     runs = [run for run in records.values() if set(run.order) == languages]
-    return Study(config=config, runs=runs, missing=missing)
+    return Study(config=config, runs=runs, missing=missing, missing_swept=missing_swept)
 
 
 def companion_runs(config: RunConfig, run: RunRecord, strategies: Iterable[str] | None = None) -> list[RunRecord]:

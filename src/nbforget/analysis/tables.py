@@ -45,9 +45,12 @@ __all__ = [
 
 
 def run_metrics(study: Study) -> pd.DataFrame:
-    """One row per run of the study: `run_summary`, the swept values (a column per setting the
-    profile's sweep varies, None where the run's strategy does not read it) and the run directory."""
-    rows = [{**run_summary(run), **study.swept_values(run), "run_dir": str(run.run_dir)} for run in study.runs]
+    """One row per run of the study, of every sweep point (`Study.all_runs`): `run_summary`, the
+    swept values (a column per setting the profile's sweep varies, None where the run's strategy
+    does not read it) and the run directory. Group by the swept columns too when summarizing a
+    study of several points (`table1` and `table2` read one point and refuse several)."""
+    rows = [{**run_summary(run), **study.swept_values(run), "run_dir": str(run.run_dir)}
+            for run in study.all_runs]
     columns = ["strategy", "order", "seed", *study.sweep_keys, "final_average", "chance", "cbt", "cft", "forgetting",
                "forgetting_max", "fwt", "params_per_step", "params_total", "params_distinct", "seconds",
                "run_dir"]
@@ -117,7 +120,8 @@ def table1(study: Study) -> pd.DataFrame:
 
     Columns: ``params_distinct`` (the paper's way of counting), ``params_per_step``,
     ``final_average`` with ``_low``/``_high``, one column per vitality bucket (with intervals),
-    ``n_orders``, ``chance``.
+    ``n_orders``, ``chance``. One sweep point: a study of several raises (use `Study.at`,
+    `Study.first_point`, or `nbforget.analysis.table1_comparison_by_point` for a row per point).
     """
     if not study.runs:
         return pd.DataFrame()
@@ -137,6 +141,8 @@ def table2(study: Study) -> pd.DataFrame:
 
     Strategies whose matrices cannot give CBT (joint training) are left out.
     """
+    if not study.runs:  # one sweep point: raises when a strategy has runs of several
+        return pd.DataFrame()
     per_run = run_metrics(study)
     per_run = per_run[np.isfinite(per_run["cbt"].to_numpy(dtype=float))]
     if per_run.empty:

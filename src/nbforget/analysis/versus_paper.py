@@ -1,6 +1,7 @@
 """Our runs beside the paper: its tables side by side, its claims checked, the sentences that say so.
 
-    table1_comparison(study)              our Table 1 beside the paper's, as text
+    table1_comparison(study)              our Table 1 beside the paper's, as text (one sweep point)
+    table1_comparison_by_point(study)     the same with a row per sweep point for the swept strategies
     table2_comparison(study)              our CBT, CFT and forgetting beside the paper's Table 2
     paper_final_scores(study)             the paper's F1 of each of our strategies it ran
     ranking_agreement(ours, paper)        pairs of strategies ranked the same way in both
@@ -49,6 +50,7 @@ from nbforget.analysis.tables import (average_over_time, focus_strategy, hop_tab
 
 __all__ = [
     "table1_comparison",
+    "table1_comparison_by_point",
     "table2_comparison",
     "ranking_agreement",
     "paper_final_scores",
@@ -127,6 +129,44 @@ def table1_comparison(study: Study) -> pd.DataFrame:
         rows[display_name(strategy)] = entry
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame.index.name = "strategy"
+    return frame
+
+
+def table1_comparison_by_point(study: Study) -> pd.DataFrame:
+    """`table1_comparison` of every sweep point of `study` (`Study.points`), one table: a strategy
+    the sweep changes has a row per point, labelled with its swept values ("SHARED LoRA
+    (strategy.lora.rank = 32)"), each beside the paper's row for that point's settings; the other
+    strategies have one row (their runs are the same at every point). Without a sweep (or with
+    one point) it is `table1_comparison` of that point."""
+    points = study.points()
+    if len(points) == 1:
+        return table1_comparison(study.at(points[0]))
+    rows: list[tuple[int, int, str, pd.Series]] = []
+    shown: set[str] = set()
+    order = study.strategies
+    columns = None
+    for index, point in enumerate(points):
+        part = study.at(point)
+        table = table1_comparison(part)
+        if table.empty:
+            continue
+        columns = table.columns if columns is None else columns
+        names = {display_name(strategy): strategy for strategy in part.strategies}
+        for label, row in table.iterrows():
+            strategy = names[label]
+            swept = part.of(strategy)[0].swept
+            if not swept:
+                if strategy in shown:
+                    continue
+                shown.add(strategy)
+            else:
+                label = f"{label} (" + ", ".join(f"{key} = {value}" for key, value in swept.items()) + ")"
+            rows.append((order.index(strategy), index, label, row))
+    if not rows:
+        return pd.DataFrame()
+    rows.sort(key=lambda entry: entry[:2])
+    frame = pd.DataFrame([row for *_, row in rows], index=[label for _, _, label, _ in rows], columns=columns)
     frame.index.name = "strategy"
     return frame
 
