@@ -258,11 +258,11 @@ def test_distinct_parameters_count_the_copies_the_strategy_keeps(strategy, exper
 
 
 def test_analysis_modules_import_only_downward_and_at_the_top():
-    """paper < study < tables < prose < held_out < groups < versus_paper; nothing from batch/, publish/,
+    """paper < study < tables < prose < held_out < groups < versus_paper < base_models; nothing from batch/, publish/,
     pages or cli; plots does not depend on analysis."""
     import ast
 
-    layers = ["paper", "study", "tables", "prose", "held_out", "groups", "versus_paper"]
+    layers = ["paper", "study", "tables", "prose", "held_out", "groups", "versus_paper", "base_models"]
     folder = REPO_ROOT / "src" / "nbforget" / "analysis"
     assert sorted(path.stem for path in folder.glob("*.py")) == sorted(layers + ["__init__"])
     for index, layer in enumerate(layers):
@@ -582,3 +582,121 @@ def test_a_study_of_two_sweep_points_refuses_to_mix_them(study):
         own = analysis.table1_comparison(swept.at({"strategy.lora.rank": rank}))
         assert table.loc[f"SHARED LoRA (strategy.lora.rank = {rank})"].equals(own.loc["SHARED LoRA"])
     assert analysis.table1_comparison_by_point(study).equals(analysis.table1_comparison(study))
+
+
+# --------------------------------------------------------------------------- base models (Figure 4)
+
+MODEL_SWEEP = {"model": {"model.name": ["tiny", "e5-small"], "train.learning_rate": [0.001, 0.0001]}}
+
+
+def two_model_study(study):
+    """The hand-made runs as a study of a model sweep: VANILLA and MULTI on both models (e5-small's
+    VANILLA 0.1 higher in every cell, in two of the three orders; its MULTI 0.05 lower), MONO on
+    the tiny model only."""
+    import dataclasses
+
+    config = study.config.with_overrides({"sweep": MODEL_SWEEP})
+    tiny = {"model.name": "tiny", "train.learning_rate": 0.001}
+    e5 = {"model.name": "e5-small", "train.learning_rate": 0.0001}
+    runs = [dataclasses.replace(run, swept=dict(tiny)) for name in ("vanilla", "multi", "mono") for run in study.of(name)]
+    runs += [dataclasses.replace(run, matrix=run.matrix + 0.1, swept=dict(e5)) for run in study.of("vanilla")
+             if run.order_spec != order_label("random:2")]
+    runs += [dataclasses.replace(run, matrix=run.matrix - 0.05, swept=dict(e5)) for run in study.of("multi")]
+    return analysis.Study(config, runs, [])
+
+
+def test_model_comparison_has_a_row_per_strategy_and_model(study):
+    swept = two_model_study(study)
+    assert analysis.model_axis(swept) == MODEL_SWEEP["model"]
+    assert analysis.model_points(swept) == [{"model.name": "tiny", "train.learning_rate": 0.001},
+                                            {"model.name": "e5-small", "train.learning_rate": 0.0001}]
+    frame = analysis.model_comparison(swept)
+    assert list(frame.columns) == analysis.MODEL_COLUMNS
+    assert list(zip(frame["strategy"], frame["model"])) == [
+        ("multi", "tiny"), ("multi", "e5-small"), ("mono", "tiny"), ("vanilla", "tiny"), ("vanilla", "e5-small")]
+    rows = frame.set_index(["strategy", "model"])
+    finals = {spec: np.mean(matrix[-1]) for spec, matrix in VANILLA.items()}
+    assert rows.loc[("vanilla", "tiny"), "final_average"] == pytest.approx(np.mean(list(finals.values())))
+    assert rows.loc[("vanilla", "e5-small"), "final_average"] == pytest.approx(
+        np.mean([finals[1], finals["random:1"]]) + 0.1)
+    cbts = [metrics.cbt(np.array(VANILLA[spec])) for spec in (1, "random:1")]
+    assert rows.loc[("vanilla", "e5-small"), "cbt"] == pytest.approx(np.mean(cbts))  # a shift keeps CBT
+    assert (rows.loc[("vanilla", "e5-small"), "n_runs"], rows.loc[("vanilla", "e5-small"), "n_orders"]) == (2, 2)
+    assert rows.loc[("vanilla", "tiny"), "n_runs"] == 3
+    assert rows.loc[("multi", "e5-small"), "final_average"] == pytest.approx(0.80)
+    assert np.isnan(rows.loc[("multi", "e5-small"), "cbt"])  # joint training: no CBT
+    assert rows.loc[("vanilla", "tiny"), "chance"] == pytest.approx(1 / 7)
+    assert rows.loc[("vanilla", "e5-small"), "point"] == "model.name=e5-small, train.learning_rate=0.0001"
+
+    table = analysis.model_table(frame)
+    assert table.loc[("VANILLA", "e5-small"), "runs (orders)"] == "2 (2)"
+    assert table.loc[("MULTI", "tiny"), "CBT"] == "n/a"
+
+    text = analysis.model_comparison_text(swept)
+    assert "**VANILLA**: `e5-small` scores higher" in text
+    assert "**MULTI**: `tiny` scores higher, final average 0.850" in text and "gap of 0.050" in text
+    assert "MONO (`tiny` only)" in text
+    assert "rank the same way under every model (`tiny`: MULTI > VANILLA; `e5-small`: MULTI > VANILLA)" in text
+    assert "Forgetting shows under every model" in text
+    assert "XLM-R base and E5" in text and "not checked here" in text
+    tied = frame.copy()
+    tied.loc[(tied["strategy"] == "vanilla") & (tied["model"] == "tiny"), "final_average"] = 0.85
+    text = analysis.model_comparison_text(swept, tied)
+    assert "rank differently under the models (`tiny`: MULTI = VANILLA; `e5-small`: MULTI > VANILLA)" in text
+    assert "`tiny` and `e5-small` models" in analysis.model_scale_statement(swept)
+    assert "models `tiny`, `e5-small` (swept)" in swept.describe()
+
+
+def test_model_comparison_is_empty_without_a_model_sweep(study):
+    frame = analysis.model_comparison(study)
+    assert frame.empty and list(frame.columns) == analysis.MODEL_COLUMNS
+    assert analysis.model_axis(study) is None and analysis.model_points(study) == []
+    text = analysis.model_comparison_text(study)
+    assert text == analysis.no_model_sweep_text(study)
+    assert "does not sweep `model.name`" in text and analysis.MODEL_SWEEP_EXAMPLE in text
+    assert analysis.model_table(frame).empty
+    # a swept model pinned with --set is one model again
+    pinned = two_model_study(study)
+    pinned = analysis.Study(pinned.config.with_overrides({"model": {"name": "tiny"}}), pinned.all_runs, [])
+    assert analysis.model_comparison(pinned).empty and "does not sweep" in analysis.model_comparison_text(pinned)
+    # a model sweep without runs says so
+    unrun = analysis.Study(two_model_study(study).config, [], [])
+    assert analysis.model_comparison(unrun).empty
+    assert "No complete run of any model point yet" in analysis.model_comparison_text(unrun)
+
+
+def test_model_comparison_reads_another_axis_at_its_first_point(study):
+    import dataclasses
+
+    swept = two_model_study(study)
+    config = swept.config.with_overrides({"sweep": {**MODEL_SWEEP, "rank": {"strategy.lora.rank": [2, 8]}}})
+    runs = list(swept.all_runs)
+    for rank, offset in ((2, 0.0), (8, -0.1)):
+        runs += [dataclasses.replace(run, strategy="shared_lora", matrix=run.matrix + offset,
+                                     swept={**run.swept, "strategy.lora.rank": rank})
+                 for run in swept.all_runs if run.strategy == "vanilla"]
+    frame = analysis.model_comparison(analysis.Study(config, runs, []))
+    rows = frame.set_index(["strategy", "model"])
+    assert rows.loc[("shared_lora", "tiny"), "final_average"] == pytest.approx(rows.loc[("vanilla", "tiny"), "final_average"])
+    assert set(frame["other_point"]) == {"strategy.lora.rank=2"}
+
+
+def test_the_model_sections_are_left_out_of_a_page_whose_profile_sweeps_no_model():
+    from nbforget.batch.notebooks import OPTIONAL_SECTIONS, load_source, without_absent_sections
+
+    assert "model-sweep" in OPTIONAL_SECTIONS
+    path = REPO_ROOT / "notebooks" / "analyses" / "models.py"
+    before = load_source(path)
+    tagged = [cell for cell in before.cells if "model-sweep" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 4 and any("figure" in cell.metadata.get("mystnb", {}) for cell in tagged)
+    parameters = {"params_file": "params/profiles/quick.yaml", "overrides": {}}
+    dropped = without_absent_sections(load_source(path), parameters)
+    assert len(dropped.cells) == len(before.cells) - len(tagged)
+    assert "model_comparison_text" in "\n".join(cell.source for cell in dropped.cells)  # says why
+    kept = without_absent_sections(load_source(path), {**parameters, "overrides": {"sweep": MODEL_SWEEP}})
+    assert len(kept.cells) == len(before.cells)
+    kept = without_absent_sections(load_source(path), {"params_file": "params/profiles/two-models.yaml"})
+    assert len(kept.cells) == len(before.cells)
+    config = load_config(REPO_ROOT / "params/profiles/two-models.yaml")
+    assert config.strategies == ["vanilla", "multi"] and config.languages == LANGUAGES
+    assert config.sweep["model"]["model.name"] == ["tiny", "e5-small"]

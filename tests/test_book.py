@@ -172,15 +172,15 @@ def test_committed_toc_is_the_toc_without_notebooks(tmp_path):
     assert committed == make_toc(tmp_path)
 
 
-def test_toc_orders_strategies_by_name_and_analyses_overview_script_family_vitality_first(tmp_path):
+def test_toc_orders_strategies_by_name_and_analyses_overview_script_family_vitality_models_first(tmp_path):
     touch_notebooks(tmp_path, "strategies", ["vanilla", "multi", "shared_lora", "mono"])
-    touch_notebooks(tmp_path, "analyses", ["zeta", "vitality", "family", "overview", "alpha", "script"])
+    touch_notebooks(tmp_path, "analyses", ["zeta", "vitality", "models", "family", "overview", "alpha", "script"])
     (tmp_path / "generated" / "analyses" / ".hidden.ipynb").write_text("{}")
     (tmp_path / "generated" / "analyses" / "notes.txt").write_text("")
 
     assert generated_notebooks(tmp_path) == {
         "strategies": ["mono", "multi", "shared_lora", "vanilla"],
-        "analyses": ["overview", "script", "family", "vitality", "alpha", "zeta"],
+        "analyses": ["overview", "script", "family", "vitality", "models", "alpha", "zeta"],
     }
     parts = make_toc(tmp_path)["parts"]
     assert [part.get("caption") for part in parts] == [None, "Strategies", "Analyses"]

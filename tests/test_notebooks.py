@@ -35,7 +35,7 @@ QUICK = "params/profiles/quick.yaml"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 STRATEGY_SOURCES = sorted((NOTEBOOKS / "strategies").glob("*.py"))
 ANALYSIS_SOURCES = sorted((NOTEBOOKS / "analyses").glob("*.py"))
-ANALYSES = ("overview", "script", "family", "vitality")
+ANALYSES = ("overview", "script", "family", "vitality", "models")
 STRATEGIES = sorted(REGISTRY)
 PARAMETERS = {"strategies": ("params_file", "order", "seed", "overrides"), "analyses": ("params_file", "runs_dir")}
 TOLERANCE = 1e-9
@@ -151,7 +151,7 @@ def test_every_strategy_notebook_names_a_registered_strategy():
     assert not unknown, f"notebooks without a registered strategy: {unknown}"
 
 
-def test_the_four_analyses_exist():
+def test_the_five_analyses_exist():
     assert {path.stem for path in ANALYSIS_SOURCES} >= set(ANALYSES)
 
 

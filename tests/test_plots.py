@@ -44,6 +44,13 @@ def drift() -> pd.DataFrame:
                          for s in range(3) for k, layer in enumerate(["layer.10", "embeddings", "layer.2"])])
 
 
+def model_frame() -> pd.DataFrame:
+    return pd.DataFrame({"strategy": ["vanilla", "vanilla", "multi", "multi"],
+                         "model": ["tiny", "e5-small", "tiny", "e5-small"],
+                         "final_average": [0.4, 0.5, 0.6, np.nan], "final_average_low": [0.35, np.nan, 0.55, np.nan],
+                         "final_average_high": [0.45, np.nan, 0.65, np.nan], "chance": [1 / 7] * 4})
+
+
 CASES = {
     "score_matrix": lambda ax: plots.plot_score_matrix(MATRIX, ORDER, chance=1 / 7, ax=ax),
     "average_over_time": lambda ax: plots.plot_average_over_time(curves(), chance=1 / 7, ax=ax),
@@ -51,6 +58,7 @@ CASES = {
     "hops_heatmap": lambda ax: plots.plot_hops_heatmap(hops_table(), "MBT", ax=ax),
     "group_comparison": lambda ax: plots.plot_group_comparison(group_summary(), ax=ax, zero_line=True),
     "drift": lambda ax: plots.plot_drift(drift(), trained=ORDER, ax=ax),
+    "model_comparison": lambda ax: plots.plot_model_comparison(model_frame(), ax=ax),
     "message": lambda ax: plots.message_figure("no runs", ax=ax),
 }
 
@@ -105,3 +113,14 @@ def test_drift_orders_layers_embeddings_first():
     assert [label.get_text() for label in ax.get_xticklabels()] == ORDER
     empty = plots.plot_drift(pd.DataFrame(columns=["step", "layer", "relative_drift"]))
     assert "no drift" in empty.axes[0].texts[0].get_text()
+
+
+def test_model_comparison_has_a_bar_per_strategy_and_model_and_states_chance():
+    ax = plots.plot_model_comparison(model_frame()).axes[0]
+    assert len(ax.patches) == 3, "a missing value draws no bar"
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["VANILLA", "MULTI"]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend[:2] == ["tiny", "e5-small"] and "chance (0.143)" in legend
+    assert ax.get_legend().get_title().get_text() == "model"
+    empty = plots.plot_model_comparison(model_frame().iloc[0:0])
+    assert "no runs of two base models" in empty.axes[0].texts[0].get_text()

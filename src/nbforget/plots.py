@@ -8,6 +8,7 @@
     plot_group_comparison(summary, *, points=None, value_label=..., ax=None)     script/family/vitality
     plot_held_out(scores, *, chance=None, reference=None, ax=None)              held-out languages over time
     plot_drift(drift, *, trained=None, ax=None)                                  weights vs the base
+    plot_model_comparison(frame, *, chance=None, ax=None)                        Figure 4 (base models)
     message_figure(text)                                                         why there is no plot
 
 A new figure is closed in pyplot before it is returned: a notebook shows it once (as the value
@@ -32,6 +33,7 @@ __all__ = [
     "plot_group_comparison",
     "plot_held_out",
     "plot_drift",
+    "plot_model_comparison",
     "message_figure",
     "SHIFT_LABEL",
 ]
@@ -400,6 +402,68 @@ def plot_group_comparison(summary: pd.DataFrame, *, points: pd.DataFrame | None 
     ax.set_ylabel(value_label, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     _legend(ax, len(ax.get_legend_handles_labels()[0]))
+    if title:
+        ax.set_title(title)
+    return figure
+
+
+# ---------------------------------------------------------------------------------------------
+# base models
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_model_comparison(frame: pd.DataFrame, *, value: str = "final_average",
+                          value_label: str = "final average", chance: float | None = None,
+                          ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Grouped bars: one group per strategy, one bar (hue) per base model, of `value` with its
+    95% interval over orders (Figure 4).
+
+    `frame` is `nbforget.analysis.model_comparison` output (columns strategy, model, `value`,
+    ``<value>_low``, ``<value>_high``), strategies and models drawn in its order. A missing value
+    draws no bar; chance is a grey dashed line (default: the frame's chance column, when it has one).
+    An empty frame gives a figure that says so.
+    """
+    if frame is None or frame.empty:
+        return message_figure("no runs of two base models to compare", ax=ax)
+    strategies = list(dict.fromkeys(frame["strategy"]))
+    models = list(dict.fromkeys(frame["model"]))
+    figure, ax = _axes(ax, (max(4.8, 0.55 * len(strategies) * len(models) + 2.5), 3.8))
+    colours = _palette(models)
+    width = 0.8 / len(models)
+    positions = np.arange(len(strategies))
+    for k, model in enumerate(models):
+        part = frame[frame["model"] == model].set_index("strategy").reindex(strategies)
+        means = part[value].to_numpy(dtype=float)
+        shown = np.isfinite(means)
+        x = positions - 0.4 + width * (k + 0.5)
+        ax.bar(x[shown], means[shown], width=width * 0.95, color=colours[model], label=str(model))
+        low = part.get(f"{value}_low", pd.Series(np.nan, index=part.index)).to_numpy(dtype=float)
+        high = part.get(f"{value}_high", pd.Series(np.nan, index=part.index)).to_numpy(dtype=float)
+        interval = shown & np.isfinite(low) & np.isfinite(high)
+        if interval.any():
+            ax.errorbar(x[interval], means[interval], yerr=np.vstack([means - low, high - means])[:, interval],
+                        fmt="none", ecolor="black", elinewidth=1.0, capsize=3)
+    if chance is None and "chance" in frame:
+        finite = frame["chance"].to_numpy(dtype=float)
+        finite = finite[np.isfinite(finite)]
+        chance = float(finite[0]) if finite.size else None
+    if chance is not None and np.isfinite(chance):
+        ax.axhline(chance, label=f"chance ({chance:.3f})", **CHANCE_STYLE)
+    ax.set_xticks(positions, [_label(strategy) for strategy in strategies],
+                  rotation=30 if len(strategies) > 4 else 0)
+    ax.set_xlabel("strategy")
+    ax.set_ylabel(value_label, fontsize=9)
+    values = frame[value].to_numpy(dtype=float)
+    if (values[np.isfinite(values)] >= 0).all():
+        ax.set_ylim(0, 1.02)  # scores
+    else:
+        ax.axhline(0.0, color="black", linewidth=0.8)  # a difference (CBT): the sign matters
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:  # the models first, then chance
+        entries = sorted(zip(handles, labels), key=lambda entry: entry[1] not in models)
+        ax.legend(*zip(*entries), fontsize=8, title="model", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0.0)
     if title:
         ax.set_title(title)
     return figure

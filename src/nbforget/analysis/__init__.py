@@ -5,7 +5,7 @@ every name below is importable from here.
 Modules, each importing only those above it (and none of batch/, publish/, pages or cli):
 
     paper         the paper's numbers: PAPER, PAPER_SETTING, PAPER_TABLE1, PAPER_TABLE2,
-                  PAPER_FIGURE2, PAPER_FIGURE3, PAPER_CLAIMS, PAPER_NAMES (from the registry),
+                  PAPER_FIGURE2, PAPER_FIGURE3, PAPER_FIGURE4, PAPER_CLAIMS, PAPER_NAMES (from the registry),
                   PaperRow, paper_row(strategy, rank), paper_method_strategy(method),
                   paper_table1(), paper_table2()
     study         reading runs: RunRecord, load_run(run_dir), Study, load_study(config),
@@ -41,15 +41,18 @@ Intervals are 95% percentile-bootstrap intervals over language orders
 """
 from __future__ import annotations
 
+from nbforget.analysis.base_models import (MODEL_COLUMNS, MODEL_KEY, MODEL_SWEEP_EXAMPLE, model_axis,
+                                           model_comparison, model_comparison_text, model_points,
+                                           model_scale_statement, model_table, no_model_sweep_text)
 from nbforget.analysis.groups import (FAMILY_POOR, FAMILY_STRONG, MEASURES, SCRIPT_GROUPS, difference_table,
                                       extreme_group, group_counts_text, group_difference, group_points,
                                       group_summary, group_table, indo_european_table, language_measures,
                                       measure_table, paper_family_group)
 from nbforget.analysis.held_out import (HELD_OUT_COLUMNS, held_out_over_time, held_out_runs, held_out_scores,
                                         held_out_summary, held_out_table, held_out_text)
-from nbforget.analysis.paper import (PAPER, PAPER_CLAIMS, PAPER_FIGURE2, PAPER_FIGURE3, PAPER_NAMES, PAPER_RANKS,
-                                     PAPER_SETTING, PAPER_TABLE1, PAPER_TABLE2, PaperRow, paper_method_strategy,
-                                     paper_row, paper_table1, paper_table2)
+from nbforget.analysis.paper import (PAPER, PAPER_CLAIMS, PAPER_FIGURE2, PAPER_FIGURE3, PAPER_FIGURE4, PAPER_NAMES,
+                                     PAPER_RANKS, PAPER_SETTING, PAPER_TABLE1, PAPER_TABLE2, PaperRow,
+                                     paper_method_strategy, paper_row, paper_table1, paper_table2)
 from nbforget.analysis.prose import (DATASETS, describe_forgetting, describe_matrix, describe_run, display_name,
                                      format_interval)
 from nbforget.analysis.study import (SUMMARY_ROWS, RunRecord, Study, baseline_strategy, companion_runs,
@@ -68,7 +71,8 @@ from nbforget.analysis.versus_paper import (FAMILY_CONTRAST, MEASURE_LABELS, SCR
 
 __all__ = [
     # paper
-    "PAPER", "PAPER_SETTING", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_FIGURE2", "PAPER_FIGURE3", "PAPER_CLAIMS",
+    "PAPER", "PAPER_SETTING", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_FIGURE2", "PAPER_FIGURE3", "PAPER_FIGURE4",
+    "PAPER_CLAIMS",
     "PAPER_NAMES", "PAPER_RANKS", "PaperRow", "paper_row", "paper_method_strategy", "paper_table1", "paper_table2",
     # study
     "RunRecord", "Study", "load_run", "load_study", "companion_runs", "run_summary", "summary_table",
@@ -93,4 +97,7 @@ __all__ = [
     "claim_table", "claims_summary", "contrast_table", "contrast_text", "ranking_text", "transfer_text",
     "average_over_time_text", "shift_text", "hop_text", "vitality_comparison", "vitality_text",
     "vitality_transfer_text",
+    # base_models
+    "MODEL_KEY", "MODEL_SWEEP_EXAMPLE", "MODEL_COLUMNS", "model_axis", "model_points", "model_comparison",
+    "model_table", "model_comparison_text", "model_scale_statement", "no_model_sweep_text",
 ]

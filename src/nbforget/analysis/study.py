@@ -324,7 +324,10 @@ class Study:
     def describe(self) -> str:
         """One paragraph: what was found, and what is missing (and which sweep point it shows)."""
         config = self.config
-        text = (f"Profile `{config.profile}`: data set `{config.dataset}`, model `{config.model.name}`, "
+        models = next((keys["model.name"] for keys in sweep_axes(config).values() if "model.name" in keys), None)
+        model = (f"models {', '.join(f'`{name}`' for name in models)} (swept)" if models and "model.name" not in self.point
+                 else f"model `{config.model.name}`")
+        text = (f"Profile `{config.profile}`: data set `{config.dataset}`, {model}, "
                 f"{len(config.languages)} languages ({', '.join(config.languages)}), "
                 f"{len(config.orders)} order(s), {len(config.seeds)} seed(s). "
                 f"Runs read from `{display_path(config.runs_path / config.profile)}`: {len(self.all_runs)} complete run(s) "

@@ -75,7 +75,7 @@ REPO = Path(__file__).resolve().parents[3]
 BOOK_DIR = REPO / "book"
 GENERATED = "generated"  # folder of executed notebooks, relative to the book
 SECTIONS = {"strategies": "Strategies", "analyses": "Analyses"}  # generated subfolder -> caption
-ANALYSIS_ORDER = ("overview", "script", "family", "vitality")  # the rest follow, sorted
+ANALYSIS_ORDER = ("overview", "script", "family", "vitality", "models")  # the rest follow, sorted
 LOG_TAIL_LINES = 60
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 _PROBLEM = re.compile(r"\b(?:WARNING|ERROR|CRITICAL|SEVERE):|^Traceback|^\w+(?:Error|Exception)\b")
@@ -108,7 +108,7 @@ def generated_notebooks(book_dir: Path = BOOK_DIR) -> dict[str, list[str]]:
     """The executed notebooks in ``book_dir/generated``, per section, in page order.
 
     Returns ``{"strategies": [...], "analyses": [...]}`` with notebook names (no suffix):
-    strategies sorted by name; analyses with overview, script, family and vitality first, then
+    strategies sorted by name; analyses with overview, script, family, vitality and models first, then
     the others sorted by name. Hidden files and names starting with ``_`` are skipped.
     """
     found: dict[str, list[str]] = {}
