@@ -269,6 +269,8 @@ CASES = [
          ("'random:x'", "must be an integer", "--order random:x")),
     Case("order-backwards", lambda place: place.run_args("--order", "backwards"),
          ("unknown order 'backwards'", "--order backwards")),
+    Case("order-list-unknown-locale", lambda place: place.run_args("--order", "[en-US, xx-YY]"),
+         ("unknown locale 'xx-YY'", "--order [en-US, xx-YY]")),
     Case("seed-negative", lambda place: place.run_args("--seed", "-1"), ("--seed -1", "from 0")),
     Case("set-without-value", lambda place: place.run_args("--set", "train.epochs"), ("'train.epochs'", "KEY=VALUE")),
     # params files

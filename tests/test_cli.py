@@ -88,3 +88,11 @@ def test_unknown_command_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["fly"])
     assert caught.value.code == 2 and "invalid choice: 'fly'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, order", [("3", 3), ("random:7", "random:7"), ("[en-US, de-DE]", ["en-US", "de-DE"]),
+                                         ("[en-US", "[en-US"), (None, None)])
+def test_order_flag_reads_paper_orders_random_orders_and_lists(text, order):
+    from nbforget.cli import _order
+
+    assert _order(text) == order

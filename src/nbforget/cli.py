@@ -35,7 +35,17 @@ def _overrides(pairs: list[str]) -> dict:
 def _order(text: str | None):
     if text is None:
         return None
-    return int(text) if text.isdigit() else text
+    if text.isdigit():
+        return int(text)
+    if text.strip().startswith("["):  # an explicit order: --order '[en-US, de-DE]' (YAML flow list)
+        import yaml
+
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text  # refused by resolve_order with the usual message
+        return value if isinstance(value, list) else text
+    return text
 
 
 def cmd_data(args) -> int:
