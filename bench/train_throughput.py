@@ -30,10 +30,9 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import statistics
-import tempfile
-import time
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -47,6 +46,9 @@ from nbforget.models import default_device, train_tokenizer, use_bf16  # noqa: E
 from nbforget.encoding import Encoded, encode, length_grouped_batches  # noqa: E402
 from nbforget.tasks.classification import SentenceClassification  # noqa: E402
 from nbforget.train import train_language  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when run by `nbforget bench` (runpy)
+from _measure import load_average, machine_line, model_flops, padding_share, time_trainer, update_peaks  # noqa: E402
 
 LANGUAGES = ["en-US", "de-DE", "ru-RU", "ar-SA", "zh-CN", "th-TH"]  # six scripts' worth of lengths
 
@@ -97,20 +99,6 @@ def build_model(vocab_size: int, num_labels: int, max_length: int = 64):
     return XLMRobertaForSequenceClassification(config)
 
 
-def model_flops(model, lengths: list[int]) -> float:
-    """Training FLOPs the model needs for these sentences, one epoch (formula in the module doc)."""
-    config = model.config
-    layers = sum(p.numel() for p in model.roberta.encoder.parameters())
-    head = sum(p.numel() for p in model.classifier.parameters())
-    per_layer = 12 * config.num_hidden_layers * config.hidden_size
-    return float(sum(6 * layers * s + per_layer * s * s + 6 * head for s in lengths))
-
-
-def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
-    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
-    return 1 - sum(lengths) / padded
-
-
 # ----------------------------------------------------------------------------- the two loops
 
 
@@ -124,49 +112,13 @@ def time_ours(model, train: Encoded, *, epochs: int, batch_size: int, bf16: bool
     return history["seconds"]
 
 
-def time_trainer(model, train: Encoded, tokenizer, *, epochs: int, batch_size: int, device) -> float:
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from transformers.utils import logging
+def time_sib_trainer(model, train: Encoded, tokenizer, *, epochs: int, batch_size: int, device) -> float:
+    from transformers import DataCollatorWithPadding
 
-    logging.set_verbosity_error()
     rows = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": label}
             for ids, label in zip(train.input_ids, train.labels)]
-    with tempfile.TemporaryDirectory() as output:
-        arguments = TrainingArguments(
-            output_dir=output, per_device_train_batch_size=batch_size, num_train_epochs=epochs,
-            learning_rate=5e-5, weight_decay=0.01, warmup_steps=0.06, eval_strategy="no",
-            save_strategy="no", report_to=[], use_cpu=device.type == "cpu", disable_tqdm=True,
-        )
-        trainer = Trainer(model=model, args=arguments, train_dataset=rows,
-                          data_collator=DataCollatorWithPadding(tokenizer))
-        started = time.perf_counter()
-        trainer.train()
-        return time.perf_counter() - started
-
-
-def matmul_peak(dtype: torch.dtype, size: int, seconds: float) -> float:
-    """FLOP/s of repeated size x size matrix products (the best of five timed bursts)."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)
-    t = time.perf_counter()
-    torch.matmul(a, b)
-    repeats = max(1, int(seconds / 5 / max(time.perf_counter() - t, 1e-6)))
-    best = 0.0
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(repeats):
-            torch.matmul(a, b)
-        best = max(best, 2 * size ** 3 * repeats / (time.perf_counter() - started))
-    return best
-
-
-def update_peaks(peaks: dict[str, float], quick: bool) -> None:
-    """Keep the best matmul rate seen for each precision. Measured between the training rounds too,
-    so that the peak gets the same chances of a quiet machine as the loops it is compared with."""
-    for size in (1024,) if quick else (1024, 2048):
-        for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-            peaks[name] = max(peaks.get(name, 0.0), matmul_peak(dtype, size, 1.0 if quick else 2.0))
+    return time_trainer(model, rows, DataCollatorWithPadding(tokenizer), epochs=epochs, batch_size=batch_size,
+                        learning_rate=5e-5, weight_decay=0.01, warmup_ratio=0.06, device=device)
 
 
 # ----------------------------------------------------------------------------- report
@@ -178,9 +130,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = default_device()
     bf16 = use_bf16(args.bf16, device)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, torch threads {torch.get_num_threads()}, "
-          f"device {device}, load average {load:.2f}; torch {torch.__version__}")
+    load = load_average()
+    print(machine_line(device))
 
     tokenizer, train, num_labels = build_data(args.languages, args.max_train)
     lengths = [len(ids) for ids in train.input_ids]
@@ -206,7 +157,7 @@ def main(argv=None) -> None:
     if args.fp32_too and bf16:
         contenders["ours (fp32)"] = lambda m: time_ours(
             m, train, epochs=args.epochs, batch_size=args.batch_size, bf16=False, pad_id=pad_id, device=device)
-    contenders["Trainer (fp32)"] = lambda m: time_trainer(
+    contenders["Trainer (fp32)"] = lambda m: time_sib_trainer(
         m, train, tokenizer, epochs=args.epochs, batch_size=args.batch_size, device=device)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     # Alternate the contenders, and keep each one's fastest round: other processes only ever add
@@ -229,8 +180,7 @@ def main(argv=None) -> None:
               f"{achieved / peaks['bf16']:>9.1%} {achieved / peaks['fp32']:>9.1%}")
     ours, trainer = next(iter(rates.values())), rates["Trainer (fp32)"]
     print(f"\nspeed-up of our loop over the Trainer: {ours / trainer:.2f}x (target: 2x)")
-    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"load average before {load:.2f}, after {load_after:.2f}")
+    print(f"load average before {load:.2f}, after {load_average():.2f}")
 
 
 if __name__ == "__main__":

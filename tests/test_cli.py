@@ -82,6 +82,12 @@ def test_set_takes_numbers_written_with_an_exponent(capsys, tmp_path):
 def test_unknown_benchmark_lists_the_available_ones(capsys):
     code, _, err = run(capsys, "bench", "no_such_benchmark")
     assert code == 2 and "no benchmark 'no_such_benchmark'" in err and "train_throughput" in err
+    assert "e5_throughput" in err and "_measure" not in err  # the shared helpers module is no benchmark
+
+
+def test_the_benchmarks_helper_module_is_not_run_as_a_benchmark(capsys):
+    code, _, err = run(capsys, "bench", "_measure")
+    assert code == 2 and "no benchmark '_measure'" in err and "available: e5_throughput, train_throughput" in err
 
 
 def test_unknown_command_is_an_argparse_error(capsys):

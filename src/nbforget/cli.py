@@ -184,8 +184,8 @@ def cmd_bench(args) -> int:
     from nbforget.config import REPO_ROOT
 
     script = REPO_ROOT / "bench" / f"{args.name}.py"
-    if not script.exists():
-        names = sorted(p.stem for p in (REPO_ROOT / "bench").glob("*.py"))
+    if args.name.startswith("_") or not script.exists():  # bench/_*.py are the benchmarks' shared helpers
+        names = sorted(p.stem for p in (REPO_ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
         raise NbforgetError(f"no benchmark {args.name!r}; available: {', '.join(names)}")
     sys.argv = [str(script)]
     runpy.run_path(str(script), run_name="__main__")
