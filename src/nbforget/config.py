@@ -727,6 +727,15 @@ def sweep_axes(config: RunConfig) -> dict[str, dict[str, list]]:
             if not any(_pinned(key, config.explicit) for key in keys)}
 
 
+def swept_axis(config: RunConfig, key: str) -> dict[str, list] | None:
+    """The settings (dotted key -> values) of the sweep axis of `config` that the grid expands and
+    that varies `key`; None when no axis does (or ``--set key=...`` pinned it)."""
+    for keys in sweep_axes(config).values():
+        if key in keys:
+            return dict(keys)
+    return None
+
+
 def sweep_points(axes: dict[str, dict[str, list]]) -> list[dict[str, Any]]:
     """Every point of the product of `axes` (the first axis varies slowest), each as dotted
     key -> value; the settings of one axis move in lockstep. No axes: one empty point."""

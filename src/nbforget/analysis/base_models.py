@@ -22,10 +22,10 @@ import math
 import pandas as pd
 
 from nbforget.analysis.paper import PAPER_FIGURE4, PAPER_SETTING
-from nbforget.analysis.prose import DATASETS, display_name, format_interval
+from nbforget.analysis.prose import display_name, format_interval, runs_setting
 from nbforget.analysis.study import RunRecord, Study, run_summary
 from nbforget.analysis.tables import summarize_over_orders
-from nbforget.config import sweep_axes
+from nbforget.config import sweep_points, swept_axis
 
 __all__ = [
     "MODEL_KEY",
@@ -66,19 +66,14 @@ def _label(point: dict) -> str:
 def model_axis(study: Study) -> dict[str, list] | None:
     """The settings (dotted key -> values) of the sweep axis of `study`'s profile that varies
     ``model.name``; None when no axis does (or ``--set model.name=...`` pinned it)."""
-    for keys in sweep_axes(study.config).values():
-        if MODEL_KEY in keys:
-            return dict(keys)
-    return None
+    return swept_axis(study.config, MODEL_KEY)
 
 
 def model_points(study: Study) -> list[dict]:
     """The points of the model axis (its settings change in lockstep), in the declared order;
     [] without a model sweep."""
     axis = model_axis(study)
-    if axis is None:
-        return []
-    return [{key: values[index] for key, values in axis.items()} for index in range(len(axis[MODEL_KEY]))]
+    return [] if axis is None else sweep_points({MODEL_KEY: axis})
 
 
 def _model_study(study: Study, point: dict) -> tuple[Study, list[RunRecord]]:
@@ -256,15 +251,10 @@ def model_comparison_text(study: Study, frame: pd.DataFrame | None = None) -> st
 def model_scale_statement(study: Study) -> str:
     """A paragraph of Markdown: the models, data and languages of these runs against the paper's
     setting (the analysis pages' scale statement, for a page that reads every model)."""
-    config = study.config
-    axis = model_axis(study)
-    models = [point[MODEL_KEY] for point in model_points(study)] if axis else [config.model.name]
-    metric = (study.metric or "the primary score").replace("_", " ")
+    models = [point[MODEL_KEY] for point in model_points(study)] or [study.config.model.name]
     return (
-        f"**Scale.** These runs use the {_names(models)} model{'s' if len(models) > 1 else ''}, trained on "
-        f"{DATASETS.get(config.dataset, config.dataset)} in {len(config.languages)} languages "
-        f"({', '.join(config.languages)}), {len(study.orders) or len(config.orders)} language order(s) and "
-        f"{len(config.seeds)} seed(s); every score is {metric}. The paper's setting: {PAPER_SETTING}; its "
+        f"**Scale.** {runs_setting(study, _names(models) + ' model' + ('s' if len(models) > 1 else ''))} "
+        f"The paper's setting: {PAPER_SETTING}; its "
         f"Figure 4 sets {PAPER_FIGURE4['models'][1]} beside {PAPER_FIGURE4['models'][0]}. Levels of scores are "
         "therefore not comparable between the two; what can be compared is the direction of each effect "
         "(which model ends higher for a strategy, whether both forget) and whether the strategies rank the "

@@ -5,6 +5,7 @@
     describe_run(run)                     a paragraph: profile, data, model, order, chance level
     describe_matrix(run)                  the diagonal, below it and above it, against chance
     describe_forgetting(summary, name)    final average and CBT, against VANILLA's run
+    runs_setting(study, models)           "These runs use ...": model(s), data, languages, orders, seeds, metric
     DATASETS                              the data sets' names in prose
 
 Sentences that compare our runs with the paper are in `nbforget.analysis.versus_paper`.
@@ -25,9 +26,21 @@ __all__ = [
     "describe_run",
     "describe_matrix",
     "describe_forgetting",
+    "runs_setting",
 ]
 
 DATASETS = TITLES  # the data sets' names in prose, defined once beside their loaders
+
+
+def runs_setting(study, models: str) -> str:
+    """One sentence of the analysis pages' scale statements: `models` (e.g. "`tiny` model"), the
+    data set, the languages, how many orders and seeds, and the score every number is."""
+    config = study.config
+    metric = (study.metric or "the primary score").replace("_", " ")
+    return (f"These runs use the {models}, trained on {DATASETS.get(config.dataset, config.dataset)} in "
+            f"{len(config.languages)} languages ({', '.join(config.languages)}), "
+            f"{len(study.orders) or len(config.orders)} language order(s) and {len(config.seeds)} seed(s); "
+            f"every score is {metric}.")
 
 
 def format_interval(mean: float, low: float = float("nan"), high: float = float("nan"), n: int | None = None,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nbforget import NbforgetError, metrics
-from nbforget.config import RunConfig, display_path, point_overrides, sweep_axes, sweep_points
+from nbforget.config import RunConfig, display_path, point_overrides, sweep_axes, sweep_points, swept_axis
 from nbforget.runs import base_scores, order_label, read_complete_run, run_status, score_matrix
 from nbforget.strategies import REGISTRY, planned_runs, run_store
 
@@ -185,12 +185,16 @@ class Study:
 
     # --- one configuration at a time ---------------------------------------------------------
 
+    def _swept_values(self) -> dict[str, list]:
+        """Every setting the profile's sweep names (dotted key) -> its values, in declared order."""
+        return {key: list(values) for keys in self.config.sweep.values() for key, values in keys.items()}
+
     def _points_of(self, runs: list[RunRecord]) -> dict[str, list[dict]]:
         """Strategy -> the distinct swept values of its `runs`, where there are more than one."""
         found: dict[str, dict[str, dict]] = {}
         for run in runs:
             found.setdefault(run.strategy, {}).setdefault(_point_key(run.swept), run.swept)
-        values = {key: list(keys[key]) for keys in self.config.sweep.values() for key in keys}
+        values = self._swept_values()
 
         def declared(point: dict) -> tuple:  # the sweep's declared order
             return tuple(values[key].index(value) if value in values.get(key, ()) else len(values.get(key, ()))
@@ -246,7 +250,7 @@ class Study:
         point = dict(point or {})
         if not point:
             return self
-        values = {key: list(keys[key]) for keys in self.config.sweep.values() for key in keys}
+        values = self._swept_values()
         for key, value in point.items():
             if key not in values:
                 raise NbforgetError(
@@ -324,7 +328,7 @@ class Study:
     def describe(self) -> str:
         """One paragraph: what was found, and what is missing (and which sweep point it shows)."""
         config = self.config
-        models = next((keys["model.name"] for keys in sweep_axes(config).values() if "model.name" in keys), None)
+        models = (swept_axis(config, "model.name") or {}).get("model.name")
         model = (f"models {', '.join(f'`{name}`' for name in models)} (swept)" if models and "model.name" not in self.point
                  else f"model `{config.model.name}`")
         text = (f"Profile `{config.profile}`: data set `{config.dataset}`, {model}, "

@@ -43,7 +43,7 @@ from nbforget.analysis.groups import (FAMILY_POOR, FAMILY_STRONG, extreme_group,
                                       group_summary, language_measures)
 from nbforget.analysis.paper import (PAPER_CLAIMS, PAPER_FIGURE2, PAPER_FIGURE3, PAPER_NAMES, PAPER_SETTING,
                                      PAPER_TABLE2, PaperRow, paper_method_strategy, paper_row)
-from nbforget.analysis.prose import DATASETS, display_name, format_interval
+from nbforget.analysis.prose import display_name, format_interval, runs_setting
 from nbforget.analysis.study import Study, baseline_strategy, reference_strategy
 from nbforget.analysis.tables import (average_over_time, focus_strategy, hop_tables, performance_shift,
                                       table1, table2)
@@ -231,12 +231,8 @@ def scale_statement(study: Study) -> str:
             parameters = int(run.trainable.get("max_per_step", 0)) or None
             break
     size = f" with {parameters:,} trainable parameters (encoder and head)" if parameters else ""
-    metric = (study.metric or "the primary score").replace("_", " ")
     return (
-        f"**Scale.** These runs use the `{config.model.name}` model{size}, trained on "
-        f"{DATASETS.get(config.dataset, config.dataset)} in {len(config.languages)} languages "
-        f"({', '.join(config.languages)}), {len(study.orders) or len(config.orders)} language order(s) "
-        f"and {len(config.seeds)} seed(s); every score is {metric}. The paper's setting: {PAPER_SETTING}. "
+        f"**Scale.** {runs_setting(study, f'`{config.model.name}` model{size}')} The paper's setting: {PAPER_SETTING}. "
         "Levels of scores are therefore not comparable between the two; what can be compared is the "
         "direction of each effect (does a strategy forget at all, does one group of languages forget more) "
         "and the ranking of the strategies. With one order there is no interval, and a difference between "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbforget import NbforgetError
-from nbforget.config import display_path, sweep_axes
+from nbforget.config import display_path, swept_axis
 
 KERNEL_NAME = "python3"
 RUN_NOTEBOOK = "notebook.ipynb"  # the executed strategy notebook inside each run directory
@@ -102,7 +102,7 @@ OPTIONAL_SECTIONS = {
     # cell tag -> whether a page's config has something for the cells so tagged
     "held-out": lambda config: bool(config.held_out_languages),
     # the base-model comparison's table and figure (analyses/models.py): a sweep axis varies model.name
-    "model-sweep": lambda config: any("model.name" in keys for keys in sweep_axes(config).values()),
+    "model-sweep": lambda config: swept_axis(config, "model.name") is not None,
 }
 """Sections of a page that the executed page (the book's) holds only when its config calls for
 them: a cell tagged with a key here is left out of the notebook before it runs when the function
